@@ -1,0 +1,46 @@
+"""Per-component authorization for FastMCP servers, backed by Permit.io or an embedded engine."""
+
+from permit_guard.audit import AuditSink, DecisionEvent, LoggingSink
+from permit_guard.decorators import GuardSpec, abac_from_args, fixed, public, require_permission
+from permit_guard.engines import LocalPolicyEngine, PolicyEngine
+from permit_guard.exceptions import (
+    AccessDenied,
+    ConfigurationError,
+    DecoratorError,
+    EngineError,
+    PermitGuardError,
+    PolicyFileError,
+)
+from permit_guard.identity import FixedIdentity, HeaderIdentity, IdentityExtractor
+from permit_guard.middleware import AuthenticationFailed, PermitMcpMiddleware
+from permit_guard.model import AuthzRequest, Decision, Principal, Resource
+from permit_guard.settings import GuardSettings
+
+__all__ = [
+    "AccessDenied",
+    "AuditSink",
+    "AuthenticationFailed",
+    "AuthzRequest",
+    "ConfigurationError",
+    "Decision",
+    "DecisionEvent",
+    "DecoratorError",
+    "EngineError",
+    "FixedIdentity",
+    "GuardSettings",
+    "GuardSpec",
+    "HeaderIdentity",
+    "IdentityExtractor",
+    "LocalPolicyEngine",
+    "LoggingSink",
+    "PermitGuardError",
+    "PermitMcpMiddleware",
+    "PolicyEngine",
+    "PolicyFileError",
+    "Principal",
+    "Resource",
+    "abac_from_args",
+    "fixed",
+    "public",
+    "require_permission",
+]

@@ -1,0 +1,321 @@
+"""Decorators that mark tools, resources and prompts with their guard.
+
+They record a frozen :class:`GuardSpec` on the function and never wrap it, so
+FastMCP sees the function unchanged (its schema, its signature) and they work
+above or below ``@mcp.tool`` / ``@mcp.resource`` / ``@mcp.prompt``::
+
+    from fastmcp import FastMCP
+    from permit_guard import abac_from_args, fixed, public, require_permission
+
+    mcp = FastMCP("billing")
+
+    @mcp.tool
+    @require_permission()                      # resource "mcp_server", action "refund"
+    @abac_from_args("amount", "currency")      # only these reach the engine
+    def refund(amount: float, currency: str, memo: str) -> str: ...
+
+    @mcp.tool
+    @require_permission("delete", resource="invoice", key="invoice_id", tenant="org")
+    def delete_invoice(invoice_id: str, org: str) -> str: ...
+
+    @mcp.tool
+    @require_permission(tenant=fixed("acme"))  # a fixed tenant, not an argument
+    def acme_report() -> str: ...
+
+    @mcp.tool
+    @public                                    # never checked, always listed
+    def health() -> str: ...
+
+Misuse fails here, at decoration time, naming the function: an argument name
+the function does not take, ``@public`` together with ``@require_permission``,
+or two different specs of the same kind on one function.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from permit_guard.exceptions import DecoratorError
+from permit_guard.registry import SPEC_ATTRIBUTE, register_spec
+
+__all__ = ["GuardSpec", "abac_from_args", "fixed", "public", "require_permission"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Fixed:
+    value: str
+
+
+def fixed(value: str) -> _Fixed:
+    """A literal value for ``key`` or ``tenant``, instead of an argument name.
+
+    A plain string given as ``key`` / ``tenant`` always names an argument of
+    the function (and is checked against its signature), so a typo or a renamed
+    parameter is an error rather than a silently fixed value.
+
+    Args:
+        value: The resource key or tenant to use for every call.
+
+    Raises:
+        DecoratorError: If ``value`` is not a non-empty string.
+    """
+    if not isinstance(value, str) or not value:
+        raise DecoratorError(f"fixed() takes a non-empty string, got {value!r}", function="fixed")
+    return _Fixed(value=value)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GuardSpec:
+    """What the guard knows about one decorated function.
+
+    Attributes:
+        mode: ``"require"`` (checked with the engine) or ``"public"``.
+        action: Explicit action, or ``None`` for the method mapping.
+        resource: Explicit resource type, or ``None`` for the method mapping.
+        key_arg: Argument whose value is the resource instance key.
+        key_value: Fixed resource instance key.
+        tenant_arg: Argument whose value is the tenant.
+        tenant_value: Fixed tenant.
+        abac_args: Arguments sent as resource attributes; ``None`` means all.
+        abac_prefix: Prefix of argument attributes (``arg_``).
+        function: Qualified name of the function, for messages.
+    """
+
+    mode: Literal["require", "public"] | None = None
+    action: str | None = None
+    resource: str | None = None
+    key_arg: str | None = None
+    key_value: str | None = None
+    tenant_arg: str | None = None
+    tenant_value: str | None = None
+    abac_args: tuple[str, ...] | None = None
+    abac_prefix: str | None = None
+    function: str = ""
+
+    @property
+    def is_public(self) -> bool:
+        """Whether the component is never checked."""
+        return self.mode == "public"
+
+
+_Ref = str | _Fixed | None
+
+
+def require_permission(
+    action: str | None = None,
+    resource: str | None = None,
+    *,
+    key: _Ref = None,
+    tenant: _Ref = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Require the engine to allow ``action`` on ``resource`` before the component runs.
+
+    Args:
+        action: The action to check. Default: the method mapping (the tool name
+            with ``_``, ``.``, ``/`` turned into ``-``; ``read`` for resources
+            and prompts).
+        resource: The resource type. Default: the method mapping
+            (``mcp_server`` for tools, ``mcp_server_resources``...).
+        key: The argument whose value is the resource instance key (for
+            resource roles, e.g. ``"invoice_id"``), or ``fixed("...")``.
+        tenant: The argument whose value is the tenant, or ``fixed("...")``.
+            Default: the caller's tenant, else ``default``.
+
+    Returns:
+        A decorator that records the requirement and returns the function itself.
+
+    Raises:
+        DecoratorError: On an empty action/resource, an argument name the
+            function does not take, or a conflicting earlier decoration.
+    """
+    for label, text in (("action", action), ("resource", resource)):
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise DecoratorError(
+                f"require_permission({label}=...) must be a non-empty string, got {text!r}",
+                function="require_permission",
+            )
+    _check_ref("key", key)
+    _check_ref("tenant", tenant)
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        name = _qualname(fn)
+        for label, ref in (("key", key), ("tenant", tenant)):
+            if isinstance(ref, str):
+                _check_argument(fn, ref, f"require_permission({label}={ref!r})")
+        spec = GuardSpec(
+            mode="require",
+            action=action,
+            resource=resource,
+            key_arg=key if isinstance(key, str) else None,
+            key_value=key.value if isinstance(key, _Fixed) else None,
+            tenant_arg=tenant if isinstance(tenant, str) else None,
+            tenant_value=tenant.value if isinstance(tenant, _Fixed) else None,
+            function=name,
+        )
+        _merge(fn, spec, "require_permission")
+        return fn
+
+    return decorate
+
+
+def abac_from_args(*names: str, prefix: str = "arg_") -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Send only these arguments to the engine, as resource attributes ``<prefix><name>``.
+
+    Without this decorator every top-level argument is sent. With it and no
+    names, none is.
+
+    Args:
+        *names: Argument names of the decorated function.
+        prefix: Attribute name prefix.
+
+    Returns:
+        A decorator that records the selection and returns the function itself.
+
+    Raises:
+        DecoratorError: On a name the function does not take, a duplicate
+            name, or a selection different from an earlier one.
+    """
+    if len(set(names)) != len(names):
+        raise DecoratorError(
+            f"abac_from_args{names!r} names an argument twice", function="abac_from_args"
+        )
+    if not isinstance(prefix, str):
+        raise DecoratorError(
+            f"abac_from_args(prefix=...) must be a string, got {prefix!r}",
+            function="abac_from_args",
+        )
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        for name in names:
+            _check_argument(fn, name, f"abac_from_args({name!r})")
+        spec = GuardSpec(abac_args=tuple(names), abac_prefix=prefix, function=_qualname(fn))
+        _merge(fn, spec, "abac_from_args")
+        return fn
+
+    return decorate
+
+
+def public(fn: Callable[P, R]) -> Callable[P, R]:
+    """Mark a component as public: never checked, always listed, even under default deny.
+
+    Use it for what a caller needs before it has credentials, such as ``login``.
+
+    Raises:
+        DecoratorError: If the function also has ``@require_permission``.
+    """
+    _merge(fn, GuardSpec(mode="public", function=_qualname(fn)), "public")
+    return fn
+
+
+def _merge(fn: Callable[..., Any], new: GuardSpec, decorator: str) -> None:
+    """Combine ``new`` with what earlier decorators recorded on ``fn``."""
+    old: GuardSpec | None = getattr(fn, SPEC_ATTRIBUTE, None)
+    if old is None:
+        merged = new
+    else:
+        if {old.mode, new.mode} == {"require", "public"}:
+            raise DecoratorError(
+                f"{new.function}: @public cannot be combined with @require_permission",
+                function=new.function,
+            )
+        if old.mode == new.mode == "require" and _requirement(old) != _requirement(new):
+            raise DecoratorError(
+                f"{new.function}: @require_permission applied twice with different arguments",
+                function=new.function,
+            )
+        if (
+            old.abac_args is not None
+            and new.abac_args is not None
+            and (old.abac_args, old.abac_prefix) != (new.abac_args, new.abac_prefix)
+        ):
+            raise DecoratorError(
+                f"{new.function}: @abac_from_args applied twice with different arguments",
+                function=new.function,
+            )
+        merged = replace(
+            old if new.mode is None else _with_requirement(old, new),
+            abac_args=new.abac_args if new.abac_args is not None else old.abac_args,
+            abac_prefix=new.abac_prefix if new.abac_prefix is not None else old.abac_prefix,
+        )
+    if merged.is_public and merged.abac_args:
+        raise DecoratorError(
+            f"{new.function}: @public components are never checked, so @abac_from_args "
+            "would have no effect",
+            function=new.function,
+        )
+    try:
+        setattr(fn, SPEC_ATTRIBUTE, merged)
+    except (AttributeError, TypeError) as exc:
+        raise DecoratorError(
+            f"@{decorator} can only decorate functions, not {type(fn).__name__}",
+            function=new.function,
+        ) from exc
+    register_spec(fn, merged)
+
+
+def _requirement(spec: GuardSpec) -> tuple[object, ...]:
+    return (
+        spec.action,
+        spec.resource,
+        spec.key_arg,
+        spec.key_value,
+        spec.tenant_arg,
+        spec.tenant_value,
+    )
+
+
+def _with_requirement(old: GuardSpec, new: GuardSpec) -> GuardSpec:
+    return replace(
+        old,
+        mode=new.mode,
+        action=new.action,
+        resource=new.resource,
+        key_arg=new.key_arg,
+        key_value=new.key_value,
+        tenant_arg=new.tenant_arg,
+        tenant_value=new.tenant_value,
+    )
+
+
+def _check_ref(label: str, ref: object) -> None:
+    if ref is None or isinstance(ref, _Fixed):
+        return
+    if not isinstance(ref, str) or not ref:
+        raise DecoratorError(
+            f"require_permission({label}=...) takes an argument name or fixed('...'), got {ref!r}",
+            function="require_permission",
+        )
+
+
+def _check_argument(fn: Callable[..., Any], name: str, usage: str) -> None:
+    """Fail at decoration time when ``fn`` has no argument called ``name``."""
+    qualname = _qualname(fn)
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError) as exc:
+        raise DecoratorError(
+            f"{qualname}: {usage} needs a function whose signature can be read",
+            function=qualname,
+        ) from exc
+    if name in parameters and parameters[name].kind not in (
+        inspect.Parameter.VAR_POSITIONAL,
+        inspect.Parameter.VAR_KEYWORD,
+    ):
+        return
+    known = ", ".join(p for p in parameters if p not in ("self", "cls")) or "none"
+    raise DecoratorError(
+        f"{qualname}: {usage} names no argument of the function (arguments: {known})",
+        function=qualname,
+    )
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", None) or "?"
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"{module}.{name}"

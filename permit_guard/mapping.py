@@ -1,0 +1,284 @@
+"""Pure mapping from an MCP request to the question asked of the policy engine.
+
+The seed's documented contract, with a decorator's explicit ``resource``,
+``action`` and ``key`` taking precedence for that component:
+
+===========================  =========================  ============  ==============
+MCP method                   resource type              resource key  action
+===========================  =========================  ============  ==============
+tools/call                   ``{server}``               —             tool name, ``_ . /`` → ``-``
+resources/read               ``{server}_resources``     the URI       ``read``
+prompts/get                  ``{server}_prompts``       prompt name   ``read``
+tools/list (the gate)        ``{server}_tools``         —             ``list``
+resources/list, …/templates  ``{server}_resources``     —             ``list``
+prompts/list                 ``{server}_prompts``       —             ``list``
+===========================  =========================  ============  ==============
+
+With ``prefix_resource_with_server_name=False`` the ``{server}_`` of the
+non-tool types becomes ``resource_prefix`` (default ``mcp_``). ``action_prefix``
+applies to non-tool actions. Arguments become resource attributes
+``arg_<name>`` (all of them, or only those named by ``@abac_from_args``), next
+to the built-in ``mcp_method`` and ``tool_name`` / ``prompt_name`` /
+``resource_uri``, which an argument can never overwrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from permit_guard.exceptions import PermitGuardError
+from permit_guard.model import DEFAULT_TENANT, AuthzRequest, Principal, Resource
+
+if TYPE_CHECKING:
+    from permit_guard.decorators import GuardSpec
+
+__all__ = [
+    "LIST_METHODS",
+    "InvalidArguments",
+    "MappingConfig",
+    "component_request",
+    "gate_request",
+    "normalize_action",
+]
+
+Kind = Literal["tool", "resource", "template", "prompt"]
+
+#: List methods and the component family whose gate they check.
+LIST_METHODS: Mapping[str, str] = {
+    "tools/list": "tools",
+    "resources/list": "resources",
+    "resources/templates/list": "resources",
+    "prompts/list": "prompts",
+}
+
+_ACTION_TRANSLATION = str.maketrans({"_": "-", ".": "-", "/": "-"})
+
+# JSON-schema simple types and the Python values that satisfy them. bool is
+# excluded from the numbers because it is a subclass of int in Python but not
+# a number in JSON.
+_JSON_TYPES: Mapping[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+class InvalidArguments(PermitGuardError):
+    """Arguments the guard cannot map to a faithful request; the call is denied."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MappingConfig:
+    """The settings the mapping depends on.
+
+    Attributes:
+        server_name: Resource type of tool calls (``mcp_server``).
+        resource_prefix: Prefix of non-tool types when not prefixed with the server name.
+        action_prefix: Prefix of non-tool actions.
+        prefix_resource_with_server_name: ``{server}_tools`` rather than ``{prefix}tools``.
+        argument_prefix: Prefix of argument attributes when no decorator sets one.
+    """
+
+    server_name: str = "mcp_server"
+    resource_prefix: str = "mcp_"
+    action_prefix: str = ""
+    prefix_resource_with_server_name: bool = True
+    argument_prefix: str = "arg_"
+
+    def family_type(self, family: str) -> str:
+        """The resource type of a component family (``tools``, ``resources``, ``prompts``)."""
+        if self.prefix_resource_with_server_name:
+            return f"{self.server_name}_{family}"
+        return f"{self.resource_prefix}{family}"
+
+
+def normalize_action(name: str) -> str:
+    """A tool name as a Permit.io action key: ``_``, ``.`` and ``/`` become ``-``."""
+    return name.translate(_ACTION_TRANSLATION)
+
+
+def gate_request(method: str, principal: Principal, config: MappingConfig) -> AuthzRequest:
+    """The method-level check of a list request (``tools/list`` → ``{server}_tools:list``)."""
+    family = LIST_METHODS[method]
+    return AuthzRequest(
+        user=principal,
+        action=f"{config.action_prefix}list",
+        resource=Resource(
+            type=config.family_type(family),
+            tenant=principal.tenant or DEFAULT_TENANT,
+            attributes={"mcp_method": method},
+        ),
+    )
+
+
+def generic_request(method: str, principal: Principal, config: MappingConfig) -> AuthzRequest:
+    """The check of a method with no component.
+
+    ``completion/complete`` → action ``complete`` on ``{server}_completion``.
+    """
+    family, _, verb = method.partition("/")
+    return AuthzRequest(
+        user=principal,
+        action=f"{config.action_prefix}{verb or family}",
+        resource=Resource(
+            type=config.family_type(family),
+            tenant=principal.tenant or DEFAULT_TENANT,
+            attributes={"mcp_method": method},
+        ),
+    )
+
+
+def component_request(
+    *,
+    kind: Kind,
+    name: str,
+    method: str,
+    principal: Principal,
+    spec: GuardSpec | None,
+    config: MappingConfig,
+    arguments: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> AuthzRequest:
+    """The check of one component: the same for a call and for a list entry.
+
+    Args:
+        kind: What the component is.
+        name: Tool or prompt name, resource URI, or (listing) URI template.
+        method: The MCP method in flight; for a list method the request
+            carries no argument attributes and ``mcp_method`` says so.
+        principal: The caller.
+        spec: The component's guard spec, ``None`` when undecorated.
+        config: Mapping settings.
+        arguments: Tool/prompt arguments or template parameters, as sent.
+        parameters: JSON-schema properties of the arguments, for defaults and
+            type checks.
+
+    Raises:
+        InvalidArguments: When an argument needed for the request is missing
+            or of a type the tool does not declare.
+    """
+    listing = method in LIST_METHODS
+    args: Mapping[str, Any] = {} if listing or arguments is None else arguments
+    props: Mapping[str, Any] = parameters or {}
+
+    if kind == "tool":
+        resource_type = config.server_name
+        action = normalize_action(name)
+        key: str | None = None
+        name_attribute = "tool_name"
+    else:
+        family = "prompts" if kind == "prompt" else "resources"
+        resource_type = config.family_type(family)
+        action = f"{config.action_prefix}read"
+        key = name
+        name_attribute = "prompt_name" if kind == "prompt" else "resource_uri"
+
+    tenant = principal.tenant or DEFAULT_TENANT
+    attributes: dict[str, Any] = {}
+    if spec is not None:
+        resource_type = spec.resource or resource_type
+        action = spec.action or action
+        if spec.key_value is not None:
+            key = spec.key_value
+        elif spec.key_arg is not None:
+            key = None if listing else _key_from(args, spec.key_arg, name)
+        if spec.tenant_value is not None:
+            tenant = spec.tenant_value
+        elif spec.tenant_arg is not None and not listing:
+            tenant = _tenant_from(args, spec.tenant_arg, name)
+
+    if not listing:
+        selected = spec.abac_args if spec is not None else None
+        prefix = (spec.abac_prefix if spec is not None else None) or config.argument_prefix
+        attributes.update(_argument_attributes(args, selected, props, prefix, name))
+    attributes["mcp_method"] = method
+    attributes[name_attribute] = name
+
+    return AuthzRequest(
+        user=principal,
+        action=action,
+        resource=Resource(type=resource_type, key=key, tenant=tenant, attributes=attributes),
+    )
+
+
+def _argument_attributes(
+    args: Mapping[str, Any],
+    selected: tuple[str, ...] | None,
+    props: Mapping[str, Any],
+    prefix: str,
+    component: str,
+) -> dict[str, Any]:
+    if selected is None:
+        # Every declared argument; when the schema is unknown, every one sent.
+        names: tuple[str, ...] | Any = tuple(props) if props else tuple(args)
+    else:
+        names = selected
+    attributes: dict[str, Any] = {}
+    for arg in names:
+        schema = props.get(arg)
+        if arg in args:
+            value = args[arg]
+            if isinstance(schema, Mapping):
+                _check_type(value, schema, arg, component)
+        elif isinstance(schema, Mapping) and "default" in schema:
+            # The tool will run with its default: the engine must judge that
+            # value, or a condition like `not amount > 100` passes on absence.
+            value = schema["default"]
+        else:
+            continue
+        attributes[f"{prefix}{arg}"] = value
+    return attributes
+
+
+def _check_type(value: Any, schema: Mapping[str, Any], arg: str, component: str) -> None:
+    """Refuse a value the tool would coerce, since the engine would judge another value.
+
+    Pydantic accepts ``"150"`` for a ``float`` argument; a policy comparing
+    ``arg_amount`` as a number would see a string and its condition would be
+    false, which ``not`` turns into an allow.
+    """
+    declared = schema.get("type")
+    names = [declared] if isinstance(declared, str) else declared
+    if not isinstance(names, list) or not names:
+        return
+    allowed: tuple[type, ...] = ()
+    for type_name in names:
+        allowed += _JSON_TYPES.get(type_name, (object,)) if isinstance(type_name, str) else ()
+    if not allowed:
+        return
+    if isinstance(value, bool) and bool not in allowed:
+        raise InvalidArguments(f"{component}: argument {arg!r} is a boolean, not {declared}")
+    if not isinstance(value, allowed):
+        raise InvalidArguments(
+            f"{component}: argument {arg!r} has type {type(value).__name__}, "
+            f"the tool declares {declared}"
+        )
+
+
+def _key_from(args: Mapping[str, Any], arg: str, component: str) -> str:
+    value = args.get(arg)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidArguments(
+            f"{component}: key argument {arg!r} must be a string or integer, got "
+            f"{type(value).__name__}"
+        )
+    text = str(value)
+    if not text:
+        raise InvalidArguments(f"{component}: key argument {arg!r} is empty")
+    return text
+
+
+def _tenant_from(args: Mapping[str, Any], arg: str, component: str) -> str:
+    value = args.get(arg)
+    if not isinstance(value, str) or not value:
+        raise InvalidArguments(
+            f"{component}: tenant argument {arg!r} must be a non-empty string, got "
+            f"{type(value).__name__}"
+        )
+    return value

@@ -1,0 +1,625 @@
+"""The FastMCP middleware that enforces the guard.
+
+Example::
+
+    from fastmcp import FastMCP
+    from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, public, require_permission
+
+    mcp = FastMCP("billing")
+
+    @mcp.tool
+    @require_permission()
+    def refund(amount: float) -> str:
+        return f"refunded {amount}"
+
+    @mcp.tool
+    @public
+    def health() -> str:
+        return "ok"
+
+    mcp.add_middleware(
+        PermitMcpMiddleware(engine=LocalPolicyEngine.from_file("policy.yaml"), default_deny=True)
+    )
+
+Per request: the method-level bypass, the caller's identity, the component's
+spec, one engine call (one ``check_many`` for a whole list), one audit event,
+then the call proceeds or is refused with an :class:`AccessDenied` that says
+nothing of the policy.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import mcp_types as mt
+from fastmcp.prompts.base import Prompt, PromptResult
+from fastmcp.resources.base import Resource as FastMCPResource
+from fastmcp.resources.template import ResourceTemplate
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.base import Tool, ToolResult
+
+from permit_guard.audit import AuditSink, DecisionEvent, LoggingSink
+from permit_guard.engines.base import PolicyEngine
+from permit_guard.exceptions import (
+    NOT_FOUND_OR_NOT_AUTHORIZED,
+    AccessDenied,
+    ConfigurationError,
+    EngineError,
+)
+from permit_guard.identity import IdentityExtractor, identity_from_settings
+from permit_guard.mapping import (
+    LIST_METHODS,
+    InvalidArguments,
+    Kind,
+    MappingConfig,
+    component_request,
+    gate_request,
+    generic_request,
+)
+from permit_guard.model import AuthzRequest, Decision, Principal
+from permit_guard.registry import (
+    Component,
+    find_prompt,
+    find_resource,
+    find_tool,
+    parameters_of,
+    requested_version,
+    resolve_spec,
+)
+from permit_guard.settings import GuardSettings, load_settings
+
+__all__ = ["AuthenticationFailed", "PermitMcpMiddleware"]
+
+logger = logging.getLogger("permit_guard")
+
+C = TypeVar("C", bound=Component)
+
+#: Methods that carry a component: always checked, whatever the bypass list says.
+COMPONENT_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+#: Handled by the typed hooks; ``on_request`` leaves them alone.
+_TYPED_METHODS = COMPONENT_METHODS | frozenset(LIST_METHODS)
+#: The protocol handshake: a client that cannot complete it cannot even reach
+#: ``@public`` components, so it is let through whatever the bypass list says.
+HANDSHAKE_METHODS = frozenset({"initialize", "server/discover"})
+
+_GUARD = "guard"
+
+
+class AuthenticationFailed(AccessDenied):
+    """The caller has no valid credentials (the identity extractor found none)."""
+
+    def __init__(self) -> None:
+        super().__init__("Authentication failed: invalid or missing credentials")
+
+
+def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One regex for method patterns where ``*`` matches within one ``/`` segment."""
+    parts = ["[^/]*".join(re.escape(chunk) for chunk in p.split("*")) for p in patterns]
+    if not parts:
+        return None
+    return re.compile("|".join(f"(?:{part})" for part in parts))
+
+
+class PermitMcpMiddleware(Middleware):
+    """Per-component authorization for a FastMCP server.
+
+    Every keyword left as ``None`` comes from the environment
+    (``PERMIT_MCP_<NAME>``, or a ``.env`` file), else its default; see
+    :class:`~permit_guard.settings.GuardSettings`.
+
+    Args:
+        engine: The policy engine. Default: a :class:`LocalPolicyEngine` on
+            ``policy_file``.
+        policy_file: A local policy file (YAML or JSON) for the embedded engine.
+        default_deny: Hide and deny undecorated components without asking the
+            engine (``@public`` ones stay open).
+        identity: Who is calling: a callable ``(context) -> Principal | None``.
+            Default: from ``identity_mode`` (``fixed`` user ``client``).
+        audit_sink: Where decision events go. Default: the
+            ``permit_guard.audit`` logger.
+        enable_audit_logging: ``False`` silences audit events.
+        bypass_methods: Method patterns let through without the method-level
+            check (``*`` stays within one ``/`` segment). An empty list means
+            no bypass. Never skips a component check.
+        settings: A complete :class:`GuardSettings`, instead of reading the
+            environment.
+        **options: Any other :class:`GuardSettings` field
+            (``mcp_server_name``, ``resource_prefix``, ``action_prefix``,
+            ``prefix_resource_with_server_name``, ``known_methods``,
+            ``identity_mode``, ``identity_fixed_value``, ``identity_header``,
+            ``tool_argument_prefix``, ``audit_argument_values``).
+
+    Raises:
+        ConfigurationError: On settings that cannot work, at construction.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: PolicyEngine | None = None,
+        policy_file: str | None = None,
+        default_deny: bool | None = None,
+        identity: IdentityExtractor | None = None,
+        audit_sink: AuditSink | None = None,
+        enable_audit_logging: bool | None = None,
+        bypass_methods: Sequence[str] | None = None,
+        settings: GuardSettings | None = None,
+        **options: Any,
+    ) -> None:
+        if settings is None:
+            settings = load_settings(
+                policy_file=policy_file,
+                default_deny=default_deny,
+                enable_audit_logging=enable_audit_logging,
+                bypassed_methods=list(bypass_methods) if bypass_methods is not None else None,
+                **options,
+            )
+        elif (
+            any(
+                value is not None
+                for value in (policy_file, default_deny, enable_audit_logging, bypass_methods)
+            )
+            or options
+        ):
+            raise ConfigurationError("pass either settings= or individual settings, not both")
+        self.settings = settings
+        self.engine = engine if engine is not None else _engine_from_settings(settings)
+        self.default_deny = settings.default_deny
+        self.identity: IdentityExtractor = identity or identity_from_settings(
+            settings.identity_mode,
+            fixed_value=settings.identity_fixed_value,
+            header=settings.identity_header,
+        )
+        self.audit_sink: AuditSink | None = (
+            (audit_sink or LoggingSink()) if settings.enable_audit_logging else None
+        )
+        self.mapping = MappingConfig(
+            server_name=settings.mcp_server_name,
+            resource_prefix=settings.resource_prefix,
+            action_prefix=settings.action_prefix,
+            prefix_resource_with_server_name=settings.prefix_resource_with_server_name,
+            argument_prefix=settings.tool_argument_prefix,
+        )
+        self._known = frozenset(settings.known_methods)
+        for pattern in settings.bypassed_methods:
+            compiled = compile_patterns([pattern])
+            hits = sorted(m for m in COMPONENT_METHODS if compiled and compiled.fullmatch(m))
+            if hits:
+                raise ConfigurationError(
+                    f"bypassed_methods: {pattern!r} matches {', '.join(hits)}; calls, reads "
+                    "and prompt renders are always checked and cannot be bypassed"
+                )
+        self._bypass = compile_patterns(settings.bypassed_methods)
+        self._engine_name = getattr(self.engine, "name", type(self.engine).__name__)
+
+    # ------------------------------------------------------------------ hooks
+
+    async def on_request(
+        self,
+        context: MiddlewareContext[mt.Request[Any, Any]],
+        call_next: CallNext[mt.Request[Any, Any], Any],
+    ) -> Any:
+        """Method-level check of requests that carry no component."""
+        method = context.method or ""
+        if method in _TYPED_METHODS or method in HANDSHAKE_METHODS or self._bypassed(method):
+            return await call_next(context)
+        if method not in self._known:
+            self._audit(
+                DecisionEvent(
+                    allowed=False,
+                    user=None,
+                    method=method,
+                    reason="method is neither known nor bypassed",
+                    engine=_GUARD,
+                )
+            )
+            raise AccessDenied(f"Method {method!r} is not allowed", component=method)
+        principal = await self._identify(context)
+        if principal is None:
+            self._audit_unauthenticated(method, None)
+            raise AuthenticationFailed()
+        request = generic_request(method, principal, self.mapping)
+        decision = await self._check(request, method=method, component=None)
+        if not decision.allowed:
+            raise AccessDenied(f"Method {method!r} is not allowed", component=method)
+        return await call_next(context)
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        """Check a tool call with its arguments."""
+        message = context.message
+        server = _server_of(context)
+        version = requested_version(message.meta)
+        tool = await find_tool(server, message.name, version) if server is not None else None
+        await self._enforce(
+            context,
+            kind="tool",
+            name=message.name,
+            method="tools/call",
+            component=tool,
+            arguments=message.arguments or {},
+        )
+        return await call_next(context)
+
+    async def check_resource_access(
+        self, context: MiddlewareContext[mt.ReadResourceRequestParams]
+    ) -> None:
+        """Check a resource read (static or templated URI)."""
+        uri = str(context.message.uri)
+        server = _server_of(context)
+        version = requested_version(context.message.meta)
+        component: FastMCPResource | ResourceTemplate | None = None
+        params: dict[str, Any] = {}
+        if server is not None:
+            component, params = await find_resource(server, uri, version)
+        await self._enforce(
+            context,
+            kind="template" if isinstance(component, ResourceTemplate) else "resource",
+            name=uri,
+            method="resources/read",
+            component=component,
+            arguments=params,
+        )
+
+    async def on_get_prompt(
+        self,
+        context: MiddlewareContext[mt.GetPromptRequestParams],
+        call_next: CallNext[mt.GetPromptRequestParams, PromptResult],
+    ) -> PromptResult:
+        """Check a prompt render with its arguments."""
+        message = context.message
+        server = _server_of(context)
+        version = requested_version(message.meta)
+        prompt = await find_prompt(server, message.name, version) if server is not None else None
+        await self._enforce(
+            context,
+            kind="prompt",
+            name=message.name,
+            method="prompts/get",
+            component=prompt,
+            arguments=message.arguments or {},
+        )
+        return await call_next(context)
+
+    async def on_list_tools(
+        self,
+        context: MiddlewareContext[mt.ListToolsRequest],
+        call_next: CallNext[mt.ListToolsRequest, Sequence[Tool]],
+    ) -> Sequence[Tool]:
+        """Filter tools/list down to the tools the caller may call."""
+        return await self._filter(context, "tools/list", await call_next(context))
+
+    async def on_list_resources(
+        self,
+        context: MiddlewareContext[mt.ListResourcesRequest],
+        call_next: CallNext[mt.ListResourcesRequest, Sequence[FastMCPResource]],
+    ) -> Sequence[FastMCPResource]:
+        """Filter resources/list down to the resources the caller may read."""
+        return await self._filter(context, "resources/list", await call_next(context))
+
+    async def on_list_resource_templates(
+        self,
+        context: MiddlewareContext[mt.ListResourceTemplatesRequest],
+        call_next: CallNext[mt.ListResourceTemplatesRequest, Sequence[ResourceTemplate]],
+    ) -> Sequence[ResourceTemplate]:
+        """Filter resources/templates/list down to the templates the caller may read."""
+        return await self._filter(context, "resources/templates/list", await call_next(context))
+
+    async def on_list_prompts(
+        self,
+        context: MiddlewareContext[mt.ListPromptsRequest],
+        call_next: CallNext[mt.ListPromptsRequest, Sequence[Prompt]],
+    ) -> Sequence[Prompt]:
+        """Filter prompts/list down to the prompts the caller may render."""
+        return await self._filter(context, "prompts/list", await call_next(context))
+
+    # ------------------------------------------------------------ enforcement
+
+    async def _enforce(
+        self,
+        context: MiddlewareContext[Any],
+        *,
+        kind: Kind,
+        name: str,
+        method: str,
+        component: Component | None,
+        arguments: Mapping[str, Any],
+    ) -> None:
+        """Allow or raise for one component request."""
+        denied = AccessDenied(
+            f"Authorization failed for {_NOUNS[kind]} {name!r}: {NOT_FOUND_OR_NOT_AUTHORIZED}",
+            component=name,
+        )
+        spec = await resolve_spec(component) if component is not None else None
+        if spec is not None and spec.is_public:
+            self._audit(
+                DecisionEvent(
+                    allowed=True,
+                    user=None,
+                    method=method,
+                    component=name,
+                    reason="public component",
+                    engine=_GUARD,
+                )
+            )
+            return
+        # Identity comes before existence, so a caller without credentials
+        # learns nothing about which components exist.
+        principal = await self._identify(context)
+        if principal is None:
+            self._audit_unauthenticated(method, name)
+            raise AuthenticationFailed()
+        if component is None:
+            self._deny_without_engine(principal, method, name, "unknown component")
+            raise denied
+        if spec is None and self.default_deny:
+            self._deny_without_engine(principal, method, name, "undecorated under default deny")
+            raise denied
+        try:
+            request = component_request(
+                kind=kind,
+                name=name,
+                method=method,
+                principal=principal,
+                spec=spec,
+                config=self.mapping,
+                arguments=arguments,
+                parameters=parameters_of(component),
+            )
+        except InvalidArguments as exc:
+            self._deny_without_engine(principal, method, name, str(exc))
+            raise denied from None
+        decision = await self._check(request, method=method, component=name)
+        if not decision.allowed:
+            raise denied
+
+    async def _check(
+        self, request: AuthzRequest, *, method: str, component: str | None
+    ) -> Decision:
+        """One engine call; any failure is a denial (fail closed)."""
+        started = time.perf_counter()
+        try:
+            decision = await self.engine.check(request)
+            if not isinstance(decision, Decision):
+                raise EngineError(f"engine returned {type(decision).__name__}, not a Decision")
+        except Exception as exc:
+            # Fail closed: the cause goes to the log, never to the client.
+            logger.error("policy engine %s failed; denying: %s", self._engine_name, exc)
+            decision = Decision(allowed=False, reason=f"engine failure: {exc}")
+        self._audit_request(request, decision, method, component, started)
+        return decision
+
+    async def _filter(
+        self, context: MiddlewareContext[Any], method: str, items: Sequence[C]
+    ) -> Sequence[C]:
+        """Keep the items the caller may use: the gate and every item in ONE ``check_many``."""
+        started = time.perf_counter()
+        kind: Kind = _LIST_KINDS[method]
+        specs = [await resolve_spec(item) for item in items]
+        public = [item for item, spec in zip(items, specs, strict=True) if _is_public(spec)]
+        principal = await self._identify(context)
+        if principal is None:
+            self._audit_list(method, None, items, public, started, "no valid credentials")
+            return public
+
+        requests: list[AuthzRequest] = []
+        if not self._bypassed(method):
+            requests.append(gate_request(method, principal, self.mapping))
+        gate_count = len(requests)
+        asked: list[tuple[int, C]] = []
+        for item, spec in zip(items, specs, strict=True):
+            if _is_public(spec) or (spec is None and self.default_deny):
+                continue
+            try:
+                request = component_request(
+                    kind=_item_kind(kind, item),
+                    name=_item_name(item),
+                    method=method,
+                    principal=principal,
+                    spec=spec,
+                    config=self.mapping,
+                )
+            except InvalidArguments:
+                continue
+            asked.append((len(requests), item))
+            requests.append(request)
+
+        if not requests:
+            self._audit_list(method, principal, items, public, started, "nothing to ask")
+            return public
+        try:
+            decisions = await self.engine.check_many(requests)
+            if len(decisions) != len(requests) or not all(
+                isinstance(d, Decision) for d in decisions
+            ):
+                raise EngineError(
+                    f"check_many answered {len(decisions)} decisions for {len(requests)} requests"
+                )
+        except Exception as exc:
+            # Fail closed, but keep @public components reachable (a login tool).
+            logger.error(
+                "policy engine %s failed on %s; listing public only: %s",
+                self._engine_name,
+                method,
+                exc,
+            )
+            self._audit_list(method, principal, items, public, started, f"engine failure: {exc}")
+            return public
+        if gate_count and not decisions[0].allowed:
+            self._audit_list(
+                method, principal, items, public, started, f"gate denied: {decisions[0].reason}"
+            )
+            return public
+        allowed_ids = {id(item) for index, item in asked if decisions[index].allowed}
+        kept = [
+            item
+            for item, spec in zip(items, specs, strict=True)
+            if _is_public(spec) or id(item) in allowed_ids
+        ]
+        self._audit_list(method, principal, items, kept, started, "filtered")
+        return kept
+
+    async def _identify(self, context: MiddlewareContext[Any]) -> Principal | None:
+        """The caller, or ``None`` without valid credentials (an extractor error included)."""
+        try:
+            principal = self.identity(context)
+            if inspect.isawaitable(principal):
+                principal = await principal
+        except Exception as exc:
+            # Fail closed: an extractor that breaks authenticates nobody.
+            logger.error("identity extractor %r failed: %s", self.identity, exc)
+            return None
+        if principal is not None and not isinstance(principal, Principal):
+            logger.error(
+                "identity extractor %r returned %r, not a Principal",
+                self.identity,
+                type(principal).__name__,
+            )
+            return None
+        return principal
+
+    def _bypassed(self, method: str) -> bool:
+        return self._bypass is not None and self._bypass.fullmatch(method) is not None
+
+    # ------------------------------------------------------------------ audit
+
+    def _audit(self, event: DecisionEvent) -> None:
+        if self.audit_sink is None:
+            return
+        try:
+            self.audit_sink(event)
+        except Exception:
+            logger.exception("audit sink %r failed", self.audit_sink)
+
+    def _audit_request(
+        self,
+        request: AuthzRequest,
+        decision: Decision,
+        method: str,
+        component: str | None,
+        started: float,
+    ) -> None:
+        if self.audit_sink is None:
+            return
+        attributes = request.resource.attributes
+        self._audit(
+            DecisionEvent(
+                allowed=decision.allowed,
+                user=request.user.key,
+                tenant=request.resource.tenant,
+                method=method,
+                component=component,
+                resource_type=request.resource.type,
+                resource_key=request.resource.key,
+                action=request.action,
+                attributes=tuple(attributes),
+                reason=decision.reason,
+                engine=self._engine_name,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                attribute_values=dict(attributes) if self.settings.audit_argument_values else None,
+            )
+        )
+
+    def _deny_without_engine(
+        self, principal: Principal, method: str, component: str, reason: str
+    ) -> None:
+        self._audit(
+            DecisionEvent(
+                allowed=False,
+                user=principal.key,
+                tenant=principal.tenant,
+                method=method,
+                component=component,
+                reason=reason,
+                engine=_GUARD,
+            )
+        )
+
+    def _audit_unauthenticated(self, method: str, component: str | None) -> None:
+        self._audit(
+            DecisionEvent(
+                allowed=False,
+                user=None,
+                method=method,
+                component=component,
+                reason="no valid credentials",
+                engine=_GUARD,
+            )
+        )
+
+    def _audit_list(
+        self,
+        method: str,
+        principal: Principal | None,
+        items: Sequence[Any],
+        kept: Sequence[Any],
+        started: float,
+        reason: str,
+    ) -> None:
+        self._audit(
+            DecisionEvent(
+                allowed=bool(kept),
+                user=principal.key if principal else None,
+                tenant=principal.tenant if principal else None,
+                method=method,
+                reason=reason,
+                engine=self._engine_name,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                listed=len(kept),
+                hidden=len(items) - len(kept),
+            )
+        )
+
+
+_NOUNS: Mapping[str, str] = {
+    "tool": "tool",
+    "resource": "resource",
+    "template": "resource",
+    "prompt": "prompt",
+}
+_LIST_KINDS: Mapping[str, Kind] = {
+    "tools/list": "tool",
+    "resources/list": "resource",
+    "resources/templates/list": "template",
+    "prompts/list": "prompt",
+}
+
+
+def _is_public(spec: Any) -> bool:
+    return spec is not None and bool(spec.is_public)
+
+
+def _item_kind(kind: Kind, item: Any) -> Kind:
+    return "template" if isinstance(item, ResourceTemplate) else kind
+
+
+def _item_name(item: Any) -> str:
+    if isinstance(item, ResourceTemplate):
+        return item.uri_template
+    if isinstance(item, FastMCPResource):
+        return str(item.uri)
+    return str(item.name)
+
+
+def _server_of(context: MiddlewareContext[Any]) -> Any:
+    fastmcp_context = context.fastmcp_context
+    return fastmcp_context.fastmcp if fastmcp_context is not None else None
+
+
+def _engine_from_settings(settings: GuardSettings) -> PolicyEngine:
+    if settings.policy_file is None:
+        raise ConfigurationError(
+            "no policy engine: pass engine=..., or a policy file "
+            "(policy_file=... or PERMIT_MCP_POLICY_FILE)"
+        )
+    from permit_guard.engines.local import LocalPolicyEngine
+
+    return LocalPolicyEngine.from_file(settings.policy_file)

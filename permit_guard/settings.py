@@ -1,0 +1,105 @@
+"""Settings: environment (prefix ``PERMIT_MCP_``), a ``.env`` file, or keywords.
+
+Read once, when the middleware is constructed — never at import — and turned
+into plain constructor values. Keywords win over the environment, which wins
+over the defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from permit_guard.exceptions import ConfigurationError
+
+__all__ = ["DEFAULT_BYPASSED_METHODS", "DEFAULT_KNOWN_METHODS", "GuardSettings", "load_settings"]
+
+ENV_PREFIX = "PERMIT_MCP_"
+
+#: The seed's documented list, plus ``resources/templates/list``, which newer
+#: clients send and which would otherwise be refused as unknown.
+DEFAULT_KNOWN_METHODS: tuple[str, ...] = (
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "tools/call",
+    "resources/read",
+    "prompts/get",
+)
+
+#: The seed's documented list, plus FastMCP 4's ``server/discover`` handshake.
+DEFAULT_BYPASSED_METHODS: tuple[str, ...] = (
+    "initialize",
+    "ping",
+    "notifications/*",
+    "server/discover",
+)
+
+
+class GuardSettings(BaseSettings):
+    """Every setting of the guard, named as in the permit-fastmcp configuration table.
+
+    Each field ``name`` is read from ``PERMIT_MCP_<NAME>``; lists are JSON
+    (``'["initialize","ping"]'``).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    mcp_server_name: str = Field(default="mcp_server", min_length=1)
+    resource_prefix: str = "mcp_"
+    action_prefix: str = ""
+    prefix_resource_with_server_name: bool = True
+    known_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_KNOWN_METHODS))
+    bypassed_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_BYPASSED_METHODS))
+    default_deny: bool = False
+    enable_audit_logging: bool = True
+    audit_argument_values: bool = False
+    identity_mode: Literal["fixed", "header"] = "fixed"
+    identity_fixed_value: str = Field(default="client", min_length=1)
+    identity_header: str = Field(default="Authorization", min_length=1)
+    tool_argument_prefix: str = "arg_"
+    policy_file: Path | None = None
+
+    @field_validator("known_methods", "bypassed_methods")
+    @classmethod
+    def _non_empty_entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not entry or entry != entry.strip():
+                raise ValueError(f"method names must be non-empty without spaces, got {entry!r}")
+        return value
+
+
+def load_settings(**overrides: Any) -> GuardSettings:
+    """Settings from keywords over environment over defaults.
+
+    Args:
+        **overrides: Field values; ``None`` means "not given".
+
+    Raises:
+        ConfigurationError: Naming each variable whose value is malformed, or
+            an unknown keyword.
+    """
+    given = {name: value for name, value in overrides.items() if value is not None}
+    unknown = sorted(set(given) - set(GuardSettings.model_fields))
+    if unknown:
+        known = ", ".join(sorted(GuardSettings.model_fields))
+        raise ConfigurationError(f"unknown setting(s) {', '.join(unknown)}; known: {known}")
+    try:
+        return GuardSettings(**given)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            source = "keyword" if field in given else f"{ENV_PREFIX}{field.upper()}"
+            problems.append(f"{source} ({field}): {error['msg']}")
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from exc
