@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import mcp_types as mt
+from fastmcp.exceptions import MCPError, to_mcp_error
 from fastmcp.prompts.base import Prompt, PromptResult
 from fastmcp.resources.base import Resource as FastMCPResource
 from fastmcp.resources.template import ResourceTemplate
@@ -218,15 +219,15 @@ class PermitMcpMiddleware(Middleware):
                     engine=_GUARD,
                 )
             )
-            raise AccessDenied(f"Method {method!r} is not allowed", component=method)
+            raise _on_wire(AccessDenied(f"Method {method!r} is not allowed", component=method))
         principal = await self._identify(context)
         if principal is None:
             self._audit_unauthenticated(method, None)
-            raise AuthenticationFailed()
+            raise _on_wire(AuthenticationFailed())
         request = generic_request(method, principal, self.mapping)
         decision = await self._check(request, method=method, component=None)
         if not decision.allowed:
-            raise AccessDenied(f"Method {method!r} is not allowed", component=method)
+            raise _on_wire(AccessDenied(f"Method {method!r} is not allowed", component=method))
         return await call_next(context)
 
     async def on_call_tool(
@@ -607,6 +608,17 @@ def _item_name(item: Any) -> str:
     if isinstance(item, FastMCPResource):
         return str(item.uri)
     return str(item.name)
+
+
+def _on_wire(denial: AccessDenied) -> MCPError:
+    """A denial as the MCP error it must be for its message to reach the client.
+
+    Outside the component handlers FastMCP masks every exception but
+    ``MCPError`` as "Internal server error".
+    """
+    error = to_mcp_error(denial)
+    error.__cause__ = denial
+    return error
 
 
 def _server_of(context: MiddlewareContext[Any]) -> Any:

@@ -7,11 +7,12 @@ over the defaults.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from permit_guard.exceptions import ConfigurationError
 
@@ -103,3 +104,11 @@ def load_settings(**overrides: Any) -> GuardSettings:
             source = "keyword" if field in given else f"{ENV_PREFIX}{field.upper()}"
             problems.append(f"{source} ({field}): {error['msg']}")
         raise ConfigurationError("invalid settings: " + "; ".join(problems)) from exc
+    except SettingsError as exc:
+        # Raised for environment values that are not valid JSON (list settings).
+        match = re.search(r'field "(\w+)"', str(exc))
+        field = match.group(1) if match else "?"
+        raise ConfigurationError(
+            f"invalid settings: {ENV_PREFIX}{field.upper()} ({field}): not valid JSON "
+            f"(lists are written like '[\"initialize\", \"ping\"]')"
+        ) from exc

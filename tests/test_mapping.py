@@ -1,0 +1,165 @@
+"""The pure mapping from MCP requests to engine requests."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from permit_guard import Principal, require_permission
+from permit_guard.mapping import (
+    InvalidArguments,
+    MappingConfig,
+    component_request,
+    gate_request,
+    normalize_action,
+)
+from permit_guard.registry import spec_of
+
+ALICE = Principal(key="alice", tenant="acme")
+
+
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [("greet", "greet"), ("greet_jwt", "greet-jwt"), ("a.b/c_d", "a-b-c-d"), ("ns_sub", "ns-sub")],
+)
+def test_tool_names_become_actions(name: str, action: str) -> None:
+    """Tool names map to actions with `_`, `.` and `/` turned into `-`."""
+    assert normalize_action(name) == action
+
+
+@pytest.mark.parametrize(
+    ("method", "resource_type"),
+    [
+        ("tools/list", "mcp_server_tools"),
+        ("resources/list", "mcp_server_resources"),
+        ("resources/templates/list", "mcp_server_resources"),
+        ("prompts/list", "mcp_server_prompts"),
+    ],
+)
+def test_list_gates(method: str, resource_type: str) -> None:
+    """List gates are `list` on {server}_tools / _resources / _prompts in the caller's tenant."""
+    request = gate_request(method, ALICE, MappingConfig())
+    assert (request.resource.type, request.action, request.resource.tenant) == (
+        resource_type,
+        "list",
+        "acme",
+    )
+
+
+def test_builtin_attributes_cannot_be_overwritten() -> None:
+    """An argument named like a built-in attribute cannot replace it, even with no prefix."""
+    request = component_request(
+        kind="tool",
+        name="t",
+        method="tools/call",
+        principal=ALICE,
+        spec=None,
+        config=MappingConfig(argument_prefix=""),
+        arguments={"tool_name": "other", "mcp_method": "tools/list"},
+    )
+    assert request.resource.attributes["tool_name"] == "t"
+    assert request.resource.attributes["mcp_method"] == "tools/call"
+
+
+def test_tenant_precedence() -> None:
+    """Tenant: the decorator's (argument or fixed), else the caller's, else 'default'."""
+
+    @require_permission(tenant="org")
+    def by_arg(org: str) -> None: ...
+
+    spec = spec_of(by_arg)
+    common = {"kind": "tool", "name": "t", "method": "tools/call", "config": MappingConfig()}
+    with_arg = component_request(principal=ALICE, spec=spec, arguments={"org": "x"}, **common)  # type: ignore[arg-type]
+    caller_only = component_request(principal=ALICE, spec=None, **common)  # type: ignore[arg-type]
+    nobody = component_request(principal=Principal(key="b"), spec=None, **common)  # type: ignore[arg-type]
+    assert [r.resource.tenant for r in (with_arg, caller_only, nobody)] == ["x", "acme", "default"]
+
+
+@pytest.mark.parametrize("bad", [None, "", 5, ["acme"]])
+def test_bad_tenant_argument_is_refused(bad: object) -> None:
+    """A tenant argument that is missing, empty or not a string refuses the call."""
+
+    @require_permission(tenant="org")
+    def fn(org: str) -> None: ...
+
+    arguments = {} if bad is None else {"org": bad}
+    with pytest.raises(InvalidArguments, match="tenant argument 'org'"):
+        component_request(
+            kind="tool",
+            name="t",
+            method="tools/call",
+            principal=ALICE,
+            spec=spec_of(fn),
+            config=MappingConfig(),
+            arguments=arguments,
+        )
+
+
+def test_integer_keys_become_strings() -> None:
+    """An integer key argument becomes the string instance key Permit expects."""
+
+    @require_permission(resource="invoice", key="invoice_id")
+    def fn(invoice_id: int) -> None: ...
+
+    request = component_request(
+        kind="tool",
+        name="t",
+        method="tools/call",
+        principal=ALICE,
+        spec=spec_of(fn),
+        config=MappingConfig(),
+        arguments={"invoice_id": 42},
+    )
+    assert request.resource.key == "42"
+
+
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)
+)
+
+
+@given(value=JSON_SCALARS)
+def test_number_arguments_accept_only_numbers(value: object) -> None:
+    """For a `number` argument, only ints and floats (never bools or strings) reach the engine."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    kwargs = {
+        "kind": "tool",
+        "name": "t",
+        "method": "tools/call",
+        "principal": ALICE,
+        "spec": None,
+        "config": MappingConfig(),
+        "arguments": {"amount": value},
+        "parameters": {"amount": {"type": "number"}},
+    }
+    if is_number:
+        request = component_request(**kwargs)  # type: ignore[arg-type]
+        assert request.resource.attributes["arg_amount"] == value
+    else:
+        with pytest.raises(InvalidArguments):
+            component_request(**kwargs)  # type: ignore[arg-type]
+
+
+def test_pdp_json_shape() -> None:
+    """to_pdp_json() produces the PDP's /allowed body."""
+    request = component_request(
+        kind="resource",
+        name="data://x",
+        method="resources/read",
+        principal=ALICE,
+        spec=None,
+        config=MappingConfig(),
+    )
+    assert request.to_pdp_json() == {
+        "user": {"key": "alice", "attributes": {}},
+        "action": "read",
+        "resource": {
+            "type": "mcp_server_resources",
+            "key": "data://x",
+            "tenant": "acme",
+            "attributes": {"mcp_method": "resources/read", "resource_uri": "data://x"},
+            "context": {},
+        },
+        "context": {},
+    }
