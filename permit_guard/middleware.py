@@ -37,12 +37,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import mcp_types as mt
-from fastmcp.exceptions import MCPError, to_mcp_error
+from fastmcp.exceptions import to_mcp_error
 from fastmcp.prompts.base import Prompt, PromptResult
 from fastmcp.resources.base import Resource as FastMCPResource
 from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import Tool, ToolResult
+from mcp import MCPError
 
 from permit_guard.audit import AuditSink, DecisionEvent, LoggingSink
 from permit_guard.engines.base import PolicyEngine

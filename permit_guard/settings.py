@@ -110,5 +110,5 @@ def load_settings(**overrides: Any) -> GuardSettings:
         field = match.group(1) if match else "?"
         raise ConfigurationError(
             f"invalid settings: {ENV_PREFIX}{field.upper()} ({field}): not valid JSON "
-            f"(lists are written like '[\"initialize\", \"ping\"]')"
+            f'(lists are written like \'["initialize", "ping"]\')'
         ) from exc

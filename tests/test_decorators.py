@@ -36,7 +36,8 @@ async def test_both_stacking_orders(order: str) -> None:
     tool = await mcp.get_tool("refund")
     assert tool is not None
     spec = await resolve_spec(tool)
-    assert spec is not None and spec.action == "pay"
+    assert spec is not None
+    assert spec.action == "pay"
 
 
 async def test_async_functions_and_prompts_and_templates() -> None:
@@ -63,7 +64,9 @@ async def test_async_functions_and_prompts_and_templates() -> None:
     tool = await mcp.get_tool("tool_fn")
     prompt = await mcp.get_prompt("prompt_fn")
     template = await mcp.get_resource_template("data://x")
-    assert tool and prompt and template
+    assert tool
+    assert prompt
+    assert template
     actions = [(await resolve_spec(c)).action for c in (tool, prompt, template)]  # type: ignore[union-attr]
     assert actions == ["a", "b", "c"]
 
@@ -80,9 +83,20 @@ def test_abac_and_require_combine() -> None:
     def second(amount: float, memo: str) -> None: ...
 
     a, b = spec_of(first), spec_of(second)
-    assert a is not None and b is not None
-    assert (a.action, a.resource, a.abac_args, a.abac_prefix) == ("pay", "ledger", ("amount",), "p_")
-    assert (a.mode, a.action, a.resource, a.abac_args) == (b.mode, b.action, b.resource, b.abac_args)
+    assert a is not None
+    assert b is not None
+    assert (a.action, a.resource, a.abac_args, a.abac_prefix) == (
+        "pay",
+        "ledger",
+        ("amount",),
+        "p_",
+    )
+    assert (a.mode, a.action, a.resource, a.abac_args) == (
+        b.mode,
+        b.action,
+        b.resource,
+        b.abac_args,
+    )
 
 
 def test_abac_with_no_names_sends_nothing() -> None:
@@ -92,7 +106,8 @@ def test_abac_with_no_names_sends_nothing() -> None:
     def fn(x: int) -> None: ...
 
     spec = spec_of(fn)
-    assert spec is not None and spec.abac_args == ()
+    assert spec is not None
+    assert spec.abac_args == ()
 
 
 def test_fixed_key_and_tenant() -> None:
@@ -150,7 +165,8 @@ def test_same_spec_twice_is_harmless() -> None:
     def fn() -> None: ...
 
     spec = spec_of(fn)
-    assert spec is not None and spec.action == "a"
+    assert spec is not None
+    assert spec.action == "a"
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ async def test_empty_bypass_still_connects(guarded: GuardFactory, caller: Caller
 
 
 async def test_seed_bypass_list_still_connects(guarded: GuardFactory) -> None:
-    """The documented ['initialize', 'ping', 'health/*'] list (no server/discover) still connects."""
+    """The documented ['initialize', 'ping', 'health/*'] (no server/discover) still connects."""
     async with Client(guarded(bypass_methods=["initialize", "ping", "health/*"])) as client:
         assert (await client.call_tool("greet", {"name": "x"})).data == "hello x"
 

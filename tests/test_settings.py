@@ -104,7 +104,9 @@ def test_no_engine_is_a_configuration_error() -> None:
         PermitMcpMiddleware()
 
 
-async def test_policy_file_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_policy_file_from_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """PERMIT_MCP_POLICY_FILE selects the local engine on that file."""
     (tmp_path / "policy.yaml").write_text(POLICY_YAML)
     monkeypatch.setenv("PERMIT_MCP_POLICY_FILE", str(tmp_path / "policy.yaml"))
@@ -127,11 +129,13 @@ def test_identity_mode_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     engine = LocalPolicyEngine.from_dict(POLICY)
     monkeypatch.setenv("PERMIT_MCP_IDENTITY_FIXED_VALUE", "svc")
     guard = PermitMcpMiddleware(engine=engine)
-    assert isinstance(guard.identity, FixedIdentity) and repr(guard.identity) == "FixedIdentity('svc')"
+    assert isinstance(guard.identity, FixedIdentity)
+    assert repr(guard.identity) == "FixedIdentity('svc')"
     monkeypatch.setenv("PERMIT_MCP_IDENTITY_MODE", "header")
     monkeypatch.setenv("PERMIT_MCP_IDENTITY_HEADER", "X-User")
     guard = PermitMcpMiddleware(engine=engine)
-    assert isinstance(guard.identity, HeaderIdentity) and guard.identity.header == "X-User"
+    assert isinstance(guard.identity, HeaderIdentity)
+    assert guard.identity.header == "X-User"
     monkeypatch.setenv("PERMIT_MCP_IDENTITY_MODE", "telepathy")
     with pytest.raises(ConfigurationError, match="IDENTITY_MODE"):
         PermitMcpMiddleware(engine=engine)
