@@ -83,7 +83,7 @@ class GuardSpec:
         tenant_arg: Argument whose value is the tenant.
         tenant_value: Fixed tenant.
         abac_args: Arguments sent as resource attributes; ``None`` means all.
-        abac_prefix: Prefix of argument attributes (``arg_``).
+        abac_prefix: Prefix of argument attributes; ``None`` means the setting's.
         function: Qualified name of the function, for messages.
     """
 
@@ -102,6 +102,15 @@ class GuardSpec:
     def is_public(self) -> bool:
         """Whether the component is never checked."""
         return self.mode == "public"
+
+    @property
+    def is_declared(self) -> bool:
+        """Whether a requirement or ``@public`` was declared.
+
+        ``@abac_from_args`` alone only selects arguments: under default deny
+        such a component is still undecorated.
+        """
+        return self.mode is not None
 
 
 _Ref = str | _Fixed | None
@@ -164,7 +173,9 @@ def require_permission(
     return decorate
 
 
-def abac_from_args(*names: str, prefix: str = "arg_") -> Callable[[Callable[P, R]], Callable[P, R]]:
+def abac_from_args(
+    *names: str, prefix: str | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Send only these arguments to the engine, as resource attributes ``<prefix><name>``.
 
     Without this decorator every top-level argument is sent. With it and no
@@ -172,7 +183,8 @@ def abac_from_args(*names: str, prefix: str = "arg_") -> Callable[[Callable[P, R
 
     Args:
         *names: Argument names of the decorated function.
-        prefix: Attribute name prefix.
+        prefix: Attribute name prefix. Default: the ``tool_argument_prefix``
+            setting (``arg_``).
 
     Returns:
         A decorator that records the selection and returns the function itself.
@@ -185,7 +197,7 @@ def abac_from_args(*names: str, prefix: str = "arg_") -> Callable[[Callable[P, R
         raise DecoratorError(
             f"abac_from_args{names!r} names an argument twice", function="abac_from_args"
         )
-    if not isinstance(prefix, str):
+    if prefix is not None and not isinstance(prefix, str):
         raise DecoratorError(
             f"abac_from_args(prefix=...) must be a string, got {prefix!r}",
             function="abac_from_args",

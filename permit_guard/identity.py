@@ -25,6 +25,8 @@ IdentityExtractor = Callable[
     [MiddlewareContext[Any]], Principal | Awaitable[Principal | None] | None
 ]
 
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
 #: Longer header values are refused rather than sent to the engine as a user key.
 MAX_IDENTITY_LENGTH = 256
 
@@ -58,6 +60,15 @@ class HeaderIdentity:
     def __init__(self, header: str) -> None:
         if not isinstance(header, str) or not header.strip():
             raise ConfigurationError("HeaderIdentity needs a header name")
+        if header.strip().lower() in _CREDENTIAL_HEADERS:
+            # The raw value ("Bearer eyJ...") would become the user key, and any
+            # client could send "Authorization: alice".
+            raise ConfigurationError(
+                f"header identity takes the user key verbatim, so it cannot read the "
+                f"{header.strip()!r} header, which carries credentials: set "
+                "PERMIT_MCP_IDENTITY_HEADER to the header your proxy sets (e.g. X-User), "
+                "or verify the token with your own identity callable"
+            )
         self.header = header.strip()
         logger.warning(
             "identity is taken from the %r header, which the client controls; "

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from permit_guard.exceptions import PermitGuardError
+from permit_guard.binding import ArgumentBinder, InvalidArguments
 from permit_guard.model import DEFAULT_TENANT, AuthzRequest, Principal, Resource
 
 if TYPE_CHECKING:
@@ -54,23 +54,6 @@ LIST_METHODS: Mapping[str, str] = {
 }
 
 _ACTION_TRANSLATION = str.maketrans({"_": "-", ".": "-", "/": "-"})
-
-# JSON-schema simple types and the Python values that satisfy them. bool is
-# excluded from the numbers because it is a subclass of int in Python but not
-# a number in JSON.
-_JSON_TYPES: Mapping[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list, tuple),
-    "object": (dict,),
-    "null": (type(None),),
-}
-
-
-class InvalidArguments(PermitGuardError):
-    """Arguments the guard cannot map to a faithful request; the call is denied."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -143,7 +126,7 @@ def component_request(
     spec: GuardSpec | None,
     config: MappingConfig,
     arguments: Mapping[str, Any] | None = None,
-    parameters: Mapping[str, Any] | None = None,
+    binder: ArgumentBinder | None = None,
 ) -> AuthzRequest:
     """The check of one component: the same for a call and for a list entry.
 
@@ -156,8 +139,8 @@ def component_request(
         spec: The component's guard spec, ``None`` when undecorated.
         config: Mapping settings.
         arguments: Tool/prompt arguments or template parameters, as sent.
-        parameters: JSON-schema properties of the arguments, for defaults and
-            type checks.
+        binder: Reads the arguments as the function will receive them
+            (validated, defaults filled in).
 
     Raises:
         InvalidArguments: When an argument needed for the request is missing
@@ -165,7 +148,6 @@ def component_request(
     """
     listing = method in LIST_METHODS
     args: Mapping[str, Any] = {} if listing or arguments is None else arguments
-    props: Mapping[str, Any] = parameters or {}
 
     if kind == "tool":
         resource_type = config.server_name
@@ -195,8 +177,10 @@ def component_request(
 
     if not listing:
         selected = spec.abac_args if spec is not None else None
-        prefix = (spec.abac_prefix if spec is not None else None) or config.argument_prefix
-        attributes.update(_argument_attributes(args, selected, props, prefix, name))
+        prefix = spec.abac_prefix if spec is not None else None
+        if prefix is None:
+            prefix = config.argument_prefix
+        attributes.update(_argument_attributes(args, selected, binder, prefix, name))
     attributes["mcp_method"] = method
     attributes[name_attribute] = name
 
@@ -210,55 +194,22 @@ def component_request(
 def _argument_attributes(
     args: Mapping[str, Any],
     selected: tuple[str, ...] | None,
-    props: Mapping[str, Any],
+    binder: ArgumentBinder | None,
     prefix: str,
     component: str,
 ) -> dict[str, Any]:
-    if selected is None:
-        # Every declared argument; when the schema is unknown, every one sent.
-        names: tuple[str, ...] | Any = tuple(props) if props else tuple(args)
+    if selected is not None:
+        names: tuple[str, ...] = selected
+    elif binder is not None and binder.declared:
+        # Every argument the function declares (never extras a client invents).
+        names = binder.declared
     else:
-        names = selected
-    attributes: dict[str, Any] = {}
-    for arg in names:
-        schema = props.get(arg)
-        if arg in args:
-            value = args[arg]
-            if isinstance(schema, Mapping):
-                _check_type(value, schema, arg, component)
-        elif isinstance(schema, Mapping) and "default" in schema:
-            # The tool will run with its default: the engine must judge that
-            # value, or a condition like `not amount > 100` passes on absence.
-            value = schema["default"]
-        else:
-            continue
-        attributes[f"{prefix}{arg}"] = value
-    return attributes
-
-
-def _check_type(value: Any, schema: Mapping[str, Any], arg: str, component: str) -> None:
-    """Refuse a value the tool would coerce, since the engine would judge another value.
-
-    Pydantic accepts ``"150"`` for a ``float`` argument; a policy comparing
-    ``arg_amount`` as a number would see a string and its condition would be
-    false, which ``not`` turns into an allow.
-    """
-    declared = schema.get("type")
-    names = [declared] if isinstance(declared, str) else declared
-    if not isinstance(names, list) or not names:
-        return
-    allowed: tuple[type, ...] = ()
-    for type_name in names:
-        allowed += _JSON_TYPES.get(type_name, (object,)) if isinstance(type_name, str) else ()
-    if not allowed:
-        return
-    if isinstance(value, bool) and bool not in allowed:
-        raise InvalidArguments(f"{component}: argument {arg!r} is a boolean, not {declared}")
-    if not isinstance(value, allowed):
-        raise InvalidArguments(
-            f"{component}: argument {arg!r} has type {type(value).__name__}, "
-            f"the tool declares {declared}"
-        )
+        names = tuple(args)
+    if binder is None:
+        values = {name: args[name] for name in names if name in args}
+    else:
+        values = binder.bind(args, names, component)
+    return {f"{prefix}{name}": value for name, value in values.items()}
 
 
 def _key_from(args: Mapping[str, Any], arg: str, component: str) -> str:

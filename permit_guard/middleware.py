@@ -33,7 +33,7 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import mcp_types as mt
@@ -66,12 +66,12 @@ from permit_guard.mapping import (
 from permit_guard.model import AuthzRequest, Decision, Principal
 from permit_guard.registry import (
     Component,
+    Resolved,
     find_prompt,
     find_resource,
     find_tool,
-    parameters_of,
     requested_version,
-    resolve_spec,
+    resolve,
 )
 from permit_guard.settings import GuardSettings, load_settings
 
@@ -80,6 +80,7 @@ __all__ = ["AuthenticationFailed", "PermitMcpMiddleware"]
 logger = logging.getLogger("permit_guard")
 
 C = TypeVar("C", bound=Component)
+T = TypeVar("T")
 
 #: Methods that carry a component: always checked, whatever the bypass list says.
 COMPONENT_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
@@ -240,7 +241,7 @@ class PermitMcpMiddleware(Middleware):
         message = context.message
         server = _server_of(context)
         version = requested_version(message.meta)
-        tool = await find_tool(server, message.name, version) if server is not None else None
+        tool = await _lookup(find_tool, server, message.name, version)
         await self._enforce(
             context,
             kind="tool",
@@ -258,10 +259,8 @@ class PermitMcpMiddleware(Middleware):
         uri = str(context.message.uri)
         server = _server_of(context)
         version = requested_version(context.message.meta)
-        component: FastMCPResource | ResourceTemplate | None = None
-        params: dict[str, Any] = {}
-        if server is not None:
-            component, params = await find_resource(server, uri, version)
+        found = await _lookup(find_resource, server, uri, version)
+        component, params = found if found is not None else (None, {})
         await self._enforce(
             context,
             kind="template" if isinstance(component, ResourceTemplate) else "resource",
@@ -280,7 +279,7 @@ class PermitMcpMiddleware(Middleware):
         message = context.message
         server = _server_of(context)
         version = requested_version(message.meta)
-        prompt = await find_prompt(server, message.name, version) if server is not None else None
+        prompt = await _lookup(find_prompt, server, message.name, version)
         await self._enforce(
             context,
             kind="prompt",
@@ -336,11 +335,8 @@ class PermitMcpMiddleware(Middleware):
         arguments: Mapping[str, Any],
     ) -> None:
         """Allow or raise for one component request."""
-        denied = AccessDenied(
-            f"Authorization failed for {_NOUNS[kind]} {name!r}: {NOT_FOUND_OR_NOT_AUTHORIZED}",
-            component=name,
-        )
-        spec = await resolve_spec(component) if component is not None else None
+        resolved = await self._resolve(component, name) if component is not None else None
+        spec = resolved.spec if resolved is not None else None
         if spec is not None and spec.is_public:
             self._audit(
                 DecisionEvent(
@@ -359,12 +355,11 @@ class PermitMcpMiddleware(Middleware):
         if principal is None:
             self._audit_unauthenticated(method, name)
             raise AuthenticationFailed()
-        if component is None:
-            self._deny_without_engine(principal, method, name, "unknown component")
-            raise denied
-        if spec is None and self.default_deny:
-            self._deny_without_engine(principal, method, name, "undecorated under default deny")
-            raise denied
+        refusal = self._refusal(method, component, resolved)
+        if refusal is not None:
+            self._deny_without_engine(principal, method, name, refusal)
+            raise _denied(kind, name)
+        assert resolved is not None  # _refusal covers a missing component
         try:
             request = component_request(
                 kind=kind,
@@ -374,14 +369,41 @@ class PermitMcpMiddleware(Middleware):
                 spec=spec,
                 config=self.mapping,
                 arguments=arguments,
-                parameters=parameters_of(component),
+                binder=resolved.binder,
             )
         except InvalidArguments as exc:
             self._deny_without_engine(principal, method, name, str(exc))
-            raise denied from None
+            raise _denied(kind, name) from None
         decision = await self._check(request, method=method, component=name)
-        if not decision.allowed:
-            raise denied
+        if decision.allowed is not True:
+            raise _denied(kind, name)
+
+    def _refusal(
+        self, method: str, component: Component | None, resolved: Resolved | None
+    ) -> str | None:
+        """Why a component request is denied without asking the engine, if it is."""
+        if method not in self._known:
+            return f"{method} is not in known_methods"
+        if component is None or resolved is None:
+            return "unknown component"
+        if resolved.spec is None or not resolved.spec.is_declared:
+            if self.default_deny:
+                return "undecorated under default deny"
+        elif not resolved.arguments_mappable:
+            return (
+                "a transformed tool of a decorated function whose requirement reads "
+                "arguments: the transform may change them, so they cannot be checked"
+            )
+        return None
+
+    async def _resolve(self, component: Component, name: str) -> Resolved | None:
+        """The component's spec; ``None`` (treated as unknown) when it cannot be found."""
+        try:
+            return await resolve(component)
+        except Exception as exc:
+            # Fail closed: a spec we cannot find might have denied.
+            logger.error("cannot resolve the guard spec of %r: %s", name, exc)
+            return None
 
     async def _check(
         self, request: AuthzRequest, *, method: str, component: str | None
@@ -390,8 +412,7 @@ class PermitMcpMiddleware(Middleware):
         started = time.perf_counter()
         try:
             decision = await self.engine.check(request)
-            if not isinstance(decision, Decision):
-                raise EngineError(f"engine returned {type(decision).__name__}, not a Decision")
+            _check_decision(decision)
         except Exception as exc:
             # Fail closed: the cause goes to the log, never to the client.
             logger.error("policy engine %s failed; denying: %s", self._engine_name, exc)
@@ -405,20 +426,29 @@ class PermitMcpMiddleware(Middleware):
         """Keep the items the caller may use: the gate and every item in ONE ``check_many``."""
         started = time.perf_counter()
         kind: Kind = _LIST_KINDS[method]
-        specs = [await resolve_spec(item) for item in items]
-        public = [item for item, spec in zip(items, specs, strict=True) if _is_public(spec)]
+        resolved = [await self._resolve(item, _item_name(item)) for item in items]
+        public = [
+            item
+            for item, found in zip(items, resolved, strict=True)
+            if found is not None and _is_public(found.spec)
+        ]
         principal = await self._identify(context)
         if principal is None:
             self._audit_list(method, None, items, public, started, "no valid credentials")
+            return public
+        if method not in self._known:
+            self._audit_list(method, principal, items, public, started, "not in known_methods")
             return public
 
         requests: list[AuthzRequest] = []
         if not self._bypassed(method):
             requests.append(gate_request(method, principal, self.mapping))
         gate_count = len(requests)
-        asked: list[tuple[int, C]] = []
-        for item, spec in zip(items, specs, strict=True):
-            if _is_public(spec) or (spec is None and self.default_deny):
+        asked: dict[int, int] = {}  # position in items -> position in requests
+        for position, (item, found) in enumerate(zip(items, resolved, strict=True)):
+            if found is None or _is_public(found.spec):
+                continue
+            if self._refusal(method, item, found) is not None:
                 continue
             try:
                 request = component_request(
@@ -426,12 +456,12 @@ class PermitMcpMiddleware(Middleware):
                     name=_item_name(item),
                     method=method,
                     principal=principal,
-                    spec=spec,
+                    spec=found.spec,
                     config=self.mapping,
                 )
             except InvalidArguments:
                 continue
-            asked.append((len(requests), item))
+            asked[position] = len(requests)
             requests.append(request)
 
         if not requests:
@@ -439,12 +469,12 @@ class PermitMcpMiddleware(Middleware):
             return public
         try:
             decisions = await self.engine.check_many(requests)
-            if len(decisions) != len(requests) or not all(
-                isinstance(d, Decision) for d in decisions
-            ):
+            if not isinstance(decisions, list) or len(decisions) != len(requests):
                 raise EngineError(
                     f"check_many answered {len(decisions)} decisions for {len(requests)} requests"
                 )
+            for decision in decisions:
+                _check_decision(decision)
         except Exception as exc:
             # Fail closed, but keep @public components reachable (a login tool).
             logger.error(
@@ -455,16 +485,16 @@ class PermitMcpMiddleware(Middleware):
             )
             self._audit_list(method, principal, items, public, started, f"engine failure: {exc}")
             return public
-        if gate_count and not decisions[0].allowed:
+        if gate_count and decisions[0].allowed is not True:
             self._audit_list(
                 method, principal, items, public, started, f"gate denied: {decisions[0].reason}"
             )
             return public
-        allowed_ids = {id(item) for index, item in asked if decisions[index].allowed}
         kept = [
             item
-            for item, spec in zip(items, specs, strict=True)
-            if _is_public(spec) or id(item) in allowed_ids
+            for position, (item, found) in enumerate(zip(items, resolved, strict=True))
+            if (found is not None and _is_public(found.spec))
+            or (position in asked and decisions[asked[position]].allowed is True)
         ]
         self._audit_list(method, principal, items, kept, started, "filtered")
         return kept
@@ -595,6 +625,20 @@ _LIST_KINDS: Mapping[str, Kind] = {
 }
 
 
+def _denied(kind: Kind, name: str) -> AccessDenied:
+    """The one answer for denied, hidden and unknown components alike."""
+    return AccessDenied(
+        f"Authorization failed for {_NOUNS[kind]} {name!r}: {NOT_FOUND_OR_NOT_AUTHORIZED}",
+        component=name,
+    )
+
+
+def _check_decision(decision: object) -> None:
+    """An answer that is not a Decision with a real bool is an engine failure, not an allow."""
+    if not isinstance(decision, Decision) or not isinstance(decision.allowed, bool):
+        raise EngineError(f"engine answered {decision!r}, not a Decision")
+
+
 def _is_public(spec: Any) -> bool:
     return spec is not None and bool(spec.is_public)
 
@@ -620,6 +664,19 @@ def _on_wire(denial: AccessDenied) -> MCPError:
     error = to_mcp_error(denial)
     error.__cause__ = denial
     return error
+
+
+async def _lookup(
+    find: Callable[..., Awaitable[T]], server: Any, name: str, version: Any
+) -> T | None:
+    """FastMCP's component lookup; a failure counts as unknown (denied), never as a crash."""
+    if server is None:
+        return None
+    try:
+        return await find(server, name, version)
+    except Exception as exc:
+        logger.error("looking up %r failed; treating it as unknown: %s", name, exc)
+        return None
 
 
 def _server_of(context: MiddlewareContext[Any]) -> Any:

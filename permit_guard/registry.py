@@ -25,15 +25,29 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastmcp.prompts.base import Prompt
 from fastmcp.resources.base import Resource
 from fastmcp.resources.template import ResourceTemplate
+from fastmcp.server.providers.addressing import parse_hashed_backend_name
 from fastmcp.tools.base import Tool
-from fastmcp.utilities.versions import VersionSpec
+from fastmcp.tools.tool_transform import TransformedTool
+from fastmcp.utilities.versions import VersionSpec, version_sort_key
+
+from permit_guard.binding import ArgumentBinder, binder_for_function, binder_for_schema
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
 
     from permit_guard.decorators import GuardSpec
 
-__all__ = ["Component", "Resolved", "decorated_functions", "resolve_spec", "spec_of"]
+__all__ = [
+    "Component",
+    "Resolved",
+    "decorated_functions",
+    "find_prompt",
+    "find_resource",
+    "find_tool",
+    "resolve",
+    "resolve_spec",
+    "spec_of",
+]
 
 SPEC_ATTRIBUTE = "__permit_guard_spec__"
 
@@ -72,56 +86,97 @@ def spec_of(fn: object) -> GuardSpec | None:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Resolved:
-    """A component and the spec that governs it.
+    """A component's spec, and how to read its arguments.
 
     Attributes:
-        component: The component as this server lists it.
-        spec: Its spec, or ``None`` when undecorated.
-        parameters: JSON schema ``properties`` of its arguments, used to fill
-            in defaults and check argument types before the engine is asked.
+        spec: The governing spec, or ``None`` when undecorated.
+        binder: Turns sent arguments into the values the function runs with.
+        arguments_mappable: ``False`` for a transformed tool of a decorated
+            function whose spec reads arguments: the transform may rename or
+            compute them, so the guard cannot tell which value the decorated
+            argument will take, and denies.
     """
 
-    component: Component
     spec: GuardSpec | None
-    parameters: Mapping[str, Any]
+    binder: ArgumentBinder
+    arguments_mappable: bool = True
 
 
 async def resolve_spec(component: Component) -> GuardSpec | None:
     """The spec governing ``component``, following mounts to the sub-server."""
+    return (await resolve(component)).spec
+
+
+async def resolve(component: Component) -> Resolved:
+    """The spec and argument binder governing ``component``.
+
+    Follows template wrappers, mounted servers (to the exact version the
+    parent will run) and transformed tools.
+    """
     current: Any = component
     for _ in range(_MAX_MOUNT_DEPTH):
+        if isinstance(current, TransformedTool):
+            return await _resolve_transformed(current)
         fn = getattr(current, "fn", None)
         if fn is not None:
-            return spec_of(fn)
+            binder = binder_for_function(fn, coerce_strings=isinstance(current, Prompt))
+            return Resolved(spec=spec_of(fn), binder=binder)
         server = getattr(current, "_server", None)
         if server is None:
-            # A component with no function and no sub-server (a proxy, a
-            # transformed tool): nothing was decorated, the default applies.
-            return None
-        current = await _lookup_in_subserver(server, current)
-        if current is None:
-            return None
-    return None
+            # A component with no function and no sub-server (a proxy): nothing
+            # was decorated, the default applies; its schema types the arguments.
+            return Resolved(spec=None, binder=binder_for_schema(_schema(current)))
+        found = await _lookup_in_subserver(server, current)
+        if found is None:
+            raise LookupError(f"mounted component {_label(current)} not found in its server")
+        current = found
+    raise LookupError(f"{_label(component)}: mounts nested deeper than {_MAX_MOUNT_DEPTH}")
+
+
+async def _resolve_transformed(tool: TransformedTool) -> Resolved:
+    parent = await resolve(tool.parent_tool)
+    binder = binder_for_schema(tool.parameters)
+    spec = parent.spec
+    if spec is None:
+        return Resolved(spec=None, binder=binder)
+    reads_arguments = (
+        spec.key_arg is not None or spec.tenant_arg is not None or spec.abac_args != ()
+    )
+    return Resolved(spec=spec, binder=binder, arguments_mappable=not reads_arguments)
 
 
 async def _lookup_in_subserver(server: FastMCP[Any], wrapper: Any) -> Any:
-    """The sub-server's own component behind a mounted wrapper."""
+    """The sub-server's own component behind a mounted wrapper, at the wrapper's version."""
+    version = VersionSpec(eq=wrapper.version) if getattr(wrapper, "version", None) else None
     original_name = getattr(wrapper, "_original_name", None)
     if isinstance(wrapper, Tool) and original_name:
-        return await find_tool(server, original_name)
+        return await find_tool(server, original_name, version)
     if isinstance(wrapper, Prompt) and original_name:
-        return await find_prompt(server, original_name)
+        return await find_prompt(server, original_name, version)
     original_template = getattr(wrapper, "_original_uri_template", None)
     if isinstance(wrapper, ResourceTemplate) and original_template:
-        for template in await server.list_resource_templates(run_middleware=False):
-            if template.uri_template == original_template:
-                return template
-        return None
+        candidates = [
+            template
+            for template in await server.list_resource_templates(run_middleware=False)
+            if template.uri_template == original_template
+        ]
+        if version is not None:
+            candidates = [t for t in candidates if version.matches(t.version)]
+        return max(candidates, key=version_sort_key, default=None)
     original_uri = getattr(wrapper, "_original_uri", None)
     if isinstance(wrapper, Resource) and original_uri:
-        resource, _ = await find_resource(server, str(original_uri))
+        resource, _ = await find_resource(server, str(original_uri), version)
         return resource
     return None
+
+
+def _schema(component: Any) -> Mapping[str, Any] | None:
+    schema = getattr(component, "parameters", None)
+    return schema if isinstance(schema, Mapping) else None
+
+
+def _label(component: Any) -> str:
+    return repr(getattr(component, "key", None) or type(component).__name__)
 
 
 def _local_fast_path(server: FastMCP[Any], key: str) -> Any:
@@ -153,7 +208,14 @@ async def find_tool(
         tool = _local_fast_path(server, f"tool:{name}@")
         if isinstance(tool, Tool):
             return tool
-    return await server.get_tool(name, version=version)
+    tool = await server.get_tool(name, version=version)
+    if tool is None:
+        # FastMCP's second route: an app tool addressed as `<hash>_<name>`.
+        hashed = parse_hashed_backend_name(name)
+        if hashed is not None:
+            by_hash: Tool | None = await server.get_tool_by_hash(*hashed)
+            return by_hash
+    return tool
 
 
 async def find_prompt(
@@ -200,13 +262,3 @@ def requested_version(meta: Mapping[str, Any] | None) -> VersionSpec | None:
         if all(v is None or isinstance(v, str) for v in bounds.values()):
             return VersionSpec(**bounds)
     return None
-
-
-def parameters_of(component: Component) -> Mapping[str, Any]:
-    """JSON-schema properties of a component's arguments (empty when none)."""
-    schema = getattr(component, "parameters", None)
-    if isinstance(schema, Mapping):
-        properties = schema.get("properties")
-        if isinstance(properties, Mapping):
-            return properties
-    return {}

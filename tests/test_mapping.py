@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from permit_guard import Principal, require_permission
+from permit_guard.binding import binder_for_function, binder_for_schema
 from permit_guard.mapping import (
     InvalidArguments,
     MappingConfig,
@@ -114,16 +118,23 @@ def test_integer_keys_become_strings() -> None:
     assert request.resource.key == "42"
 
 
-JSON_SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.sampled_from(["150", "1e6", " 42 ", "0x10", "nan", "inf", "-0"]),
 )
 
 
-@given(value=JSON_SCALARS)
-def test_number_arguments_accept_only_numbers(value: object) -> None:
-    """For a `number` argument, only ints and floats (never bools or strings) reach the engine."""
+@given(value=JSON_VALUES)
+def test_schema_binder_accepts_only_declared_json_types(value: object) -> None:
+    """For a component without a function, only finite values of the declared JSON type pass."""
+    binder = binder_for_schema({"properties": {"amount": {"anyOf": [{"type": "number"}]}}})
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    kwargs = {
+    is_number = is_number and math.isfinite(value)  # type: ignore[arg-type]
+    request = {
         "kind": "tool",
         "name": "t",
         "method": "tools/call",
@@ -131,14 +142,55 @@ def test_number_arguments_accept_only_numbers(value: object) -> None:
         "spec": None,
         "config": MappingConfig(),
         "arguments": {"amount": value},
-        "parameters": {"amount": {"type": "number"}},
+        "binder": binder,
     }
     if is_number:
-        request = component_request(**kwargs)  # type: ignore[arg-type]
-        assert request.resource.attributes["arg_amount"] == value
+        built = component_request(**request)  # type: ignore[arg-type]
+        assert built.resource.attributes["arg_amount"] == value
     else:
         with pytest.raises(InvalidArguments):
-            component_request(**kwargs)  # type: ignore[arg-type]
+            component_request(**request)  # type: ignore[arg-type]
+
+
+def refund(amount: float | None = 5000.0, note: str = "") -> None: ...
+
+
+@given(value=JSON_VALUES)
+def test_engine_judges_the_value_the_function_receives(value: object) -> None:
+    """The attribute sent is exactly what pydantic hands the function, or the call is refused."""
+    binder = binder_for_function(refund)
+    runs_with: object
+    try:
+        runs_with = TypeAdapter(float | None).validate_python(value)
+    except ValidationError:
+        runs_with = None
+        refused = True
+    else:
+        # NaN and infinity cannot be judged (nor sent as JSON): refused too.
+        refused = isinstance(runs_with, float) and not math.isfinite(runs_with)
+    if refused:
+        with pytest.raises(InvalidArguments):
+            binder.bind({"amount": value}, ["amount"], "refund")
+        return
+    assert binder.bind({"amount": value}, ["amount"], "refund") == {"amount": runs_with}
+
+
+def test_defaults_are_sent_and_extras_are_not() -> None:
+    """An omitted argument is sent with its default; an argument the function lacks is not sent."""
+    request = component_request(
+        kind="tool",
+        name="refund",
+        method="tools/call",
+        principal=ALICE,
+        spec=None,
+        config=MappingConfig(),
+        arguments={"invented": 1},
+        binder=binder_for_function(refund),
+    )
+    attributes = dict(request.resource.attributes)
+    assert attributes["arg_amount"] == 5000.0
+    assert attributes["arg_note"] == ""
+    assert "arg_invented" not in attributes
 
 
 def test_pdp_json_shape() -> None:

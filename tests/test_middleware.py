@@ -14,6 +14,7 @@ from permit_guard import (
     AccessDenied,
     LocalPolicyEngine,
     PermitMcpMiddleware,
+    abac_from_args,
     public,
     require_permission,
 )
@@ -330,16 +331,25 @@ async def test_key_and_tenant_from_arguments(
     assert first.action == "delete"
 
 
-async def test_mistyped_argument_is_refused_before_the_engine(
+async def test_engine_judges_the_coerced_value(
     guarded: GuardFactory, caller: Caller, engine: RecordingEngine
 ) -> None:
-    """A string where the tool declares a number is refused before the engine is asked."""
+    """A string the tool would coerce to a number is judged as that number; junk is refused."""
     caller.key = "carol"
     async with Client(guarded()) as client:
+        await client.list_tools()
         engine.reset()
-        result = await client.call_tool("refund", {"amount": "50"}, raise_on_error=False)
-    assert result.is_error
-    assert engine.calls == []
+        small = await client.call_tool("refund", {"amount": "50"}, raise_on_error=False)
+        large = await client.call_tool("refund", {"amount": "500"}, raise_on_error=False)
+        junk = await client.call_tool("refund", {"amount": "lots"}, raise_on_error=False)
+        nan = await client.call_tool("refund", {"amount": "nan"}, raise_on_error=False)
+    assert (small.is_error, large.is_error, junk.is_error, nan.is_error) == (
+        False,
+        True,
+        True,
+        True,
+    )
+    assert [r.resource.attributes["arg_amount"] for r in engine.requests] == [50.0, 500.0]
 
 
 async def test_renamed_tool_uses_its_registered_name() -> None:
@@ -526,3 +536,72 @@ async def test_decorator_on_public_subserver_and_parent_default_deny() -> None:
 def test_policy_fixture_is_valid() -> None:
     """The shared test policy loads."""
     assert LocalPolicyEngine.from_dict(POLICY).name == "local"
+
+
+async def test_abac_on_prompts_and_templates(engine: RecordingEngine, caller: Caller) -> None:
+    """@abac_from_args selects prompt arguments and URI-template parameters too."""
+    mcp: FastMCP[Any] = FastMCP("s")
+
+    @mcp.prompt
+    @require_permission()
+    @abac_from_args("topic")
+    def brief(topic: str, tone: str = "dry") -> str:
+        return f"{topic} {tone}"
+
+    @mcp.resource("report://{year}/{region}")
+    @require_permission()
+    @abac_from_args("region")
+    def report(year: str, region: str) -> str:
+        return f"{year} {region}"
+
+    mcp.add_middleware(PermitMcpMiddleware(engine=engine, identity=caller))
+    async with Client(mcp) as client:
+        engine.reset()
+        await client.get_prompt("brief", {"topic": "q3", "tone": "warm"})
+        await client.read_resource("report://2026/emea")
+    prompt, resource = engine.requests
+    assert dict(prompt.resource.attributes) == {
+        "arg_topic": "q3",
+        "mcp_method": "prompts/get",
+        "prompt_name": "brief",
+    }
+    assert dict(resource.resource.attributes) == {
+        "arg_region": "emea",
+        "mcp_method": "resources/read",
+        "resource_uri": "report://2026/emea",
+    }
+    assert (resource.resource.type, resource.resource.key) == (
+        "mcp_server_resources",
+        "report://2026/emea",
+    )
+
+
+async def test_mounted_prompts_and_static_resources(
+    engine: RecordingEngine, caller: Caller
+) -> None:
+    """Prompts and static resources of a mounted server keep their specs under default deny."""
+    sub: FastMCP[Any] = FastMCP("sub")
+
+    @sub.prompt
+    @public
+    def hello() -> str:
+        return "hello"
+
+    @sub.resource("data://sub/config")
+    @public
+    def sub_config() -> str:
+        return "config"
+
+    @sub.prompt
+    def undecorated_prompt() -> str:
+        return "hidden"
+
+    parent: FastMCP[Any] = FastMCP("parent")
+    parent.mount(sub, namespace="ns")
+    parent.add_middleware(PermitMcpMiddleware(engine=engine, identity=caller, default_deny=True))
+    caller.key = None
+    async with Client(parent) as client:
+        assert [p.name for p in await client.list_prompts()] == ["ns_hello"]
+        assert (await client.get_prompt("ns_hello")).messages
+        assert [str(r.uri) for r in await client.list_resources()] == ["data://ns/sub/config"]
+        assert (await client.read_resource("data://ns/sub/config"))[0].text == "config"  # type: ignore[union-attr]

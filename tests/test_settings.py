@@ -136,6 +136,9 @@ def test_identity_mode_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     guard = PermitMcpMiddleware(engine=engine)
     assert isinstance(guard.identity, HeaderIdentity)
     assert guard.identity.header == "X-User"
+    monkeypatch.delenv("PERMIT_MCP_IDENTITY_HEADER")
+    with pytest.raises(ConfigurationError, match="carries credentials"):
+        PermitMcpMiddleware(engine=engine)  # header mode on the default Authorization header
     monkeypatch.setenv("PERMIT_MCP_IDENTITY_MODE", "telepathy")
     with pytest.raises(ConfigurationError, match="IDENTITY_MODE"):
         PermitMcpMiddleware(engine=engine)
