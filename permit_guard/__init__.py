@@ -2,7 +2,7 @@
 
 from permit_guard.audit import AuditSink, DecisionEvent, LoggingSink
 from permit_guard.decorators import GuardSpec, abac_from_args, fixed, public, require_permission
-from permit_guard.engines import LocalPolicyEngine, PolicyEngine
+from permit_guard.engines import CachedEngine, LocalPolicyEngine, PermitPDPEngine, PolicyEngine
 from permit_guard.exceptions import (
     AccessDenied,
     ConfigurationError,
@@ -21,6 +21,7 @@ __all__ = [
     "AuditSink",
     "AuthenticationFailed",
     "AuthzRequest",
+    "CachedEngine",
     "ConfigurationError",
     "Decision",
     "DecisionEvent",
@@ -35,6 +36,7 @@ __all__ = [
     "LoggingSink",
     "PermitGuardError",
     "PermitMcpMiddleware",
+    "PermitPDPEngine",
     "PolicyEngine",
     "PolicyFileError",
     "Principal",

@@ -41,6 +41,7 @@ class DecisionEvent:
         listed: For list requests, how many components were returned.
         hidden: For list requests, how many were filtered out.
         attribute_values: Attribute values, when argument logging is on.
+        cached: Whether the decision came from the decision cache.
     """
 
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -59,6 +60,7 @@ class DecisionEvent:
     listed: int | None = None
     hidden: int | None = None
     attribute_values: Mapping[str, Any] | None = None
+    cached: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The event as plain JSON-compatible data (empty optional fields dropped)."""

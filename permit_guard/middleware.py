@@ -33,7 +33,7 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import mcp_types as mt
@@ -41,6 +41,7 @@ from fastmcp.exceptions import to_mcp_error
 from fastmcp.prompts.base import Prompt, PromptResult
 from fastmcp.resources.base import Resource as FastMCPResource
 from fastmcp.resources.template import ResourceTemplate
+from fastmcp.server.lifespan import Lifespan, lifespan
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import Tool, ToolResult
 from mcp import MCPError
@@ -116,9 +117,15 @@ class PermitMcpMiddleware(Middleware):
     :class:`~permit_guard.settings.GuardSettings`.
 
     Args:
-        engine: The policy engine. Default: a :class:`LocalPolicyEngine` on
-            ``policy_file``.
+        engine: The policy engine. Default: chosen from the settings — a
+            :class:`LocalPolicyEngine` on ``policy_file``, or a
+            :class:`PermitPDPEngine` when ``permit_api_key`` is set (one of the
+            two, not both).
         policy_file: A local policy file (YAML or JSON) for the embedded engine.
+        permit_client: An async ``permit.Permit`` client to check through.
+        permit_pdp_url: The PDP's URL (default ``http://localhost:7766``).
+        permit_api_key: The Permit.io API key; selects the PDP engine.
+        cache_ttl: Seconds to cache decisions (default 0: off).
         default_deny: Hide and deny undecorated components without asking the
             engine (``@public`` ones stay open).
         identity: Who is calling: a callable ``(context) -> Principal | None``.
@@ -146,6 +153,10 @@ class PermitMcpMiddleware(Middleware):
         *,
         engine: PolicyEngine | None = None,
         policy_file: str | None = None,
+        permit_client: Any = None,
+        permit_pdp_url: str | None = None,
+        permit_api_key: str | None = None,
+        cache_ttl: float | None = None,
         default_deny: bool | None = None,
         identity: IdentityExtractor | None = None,
         audit_sink: AuditSink | None = None,
@@ -154,9 +165,15 @@ class PermitMcpMiddleware(Middleware):
         settings: GuardSettings | None = None,
         **options: Any,
     ) -> None:
+        keywords = {
+            "policy_file": policy_file,
+            "permit_pdp_url": permit_pdp_url,
+            "permit_api_key": permit_api_key,
+            "cache_ttl": cache_ttl,
+        }
         if settings is None:
             settings = load_settings(
-                policy_file=policy_file,
+                **keywords,
                 default_deny=default_deny,
                 enable_audit_logging=enable_audit_logging,
                 bypassed_methods=list(bypass_methods) if bypass_methods is not None else None,
@@ -165,13 +182,24 @@ class PermitMcpMiddleware(Middleware):
         elif (
             any(
                 value is not None
-                for value in (policy_file, default_deny, enable_audit_logging, bypass_methods)
+                for value in (
+                    *keywords.values(),
+                    default_deny,
+                    enable_audit_logging,
+                    bypass_methods,
+                )
             )
             or options
         ):
             raise ConfigurationError("pass either settings= or individual settings, not both")
         self.settings = settings
-        self.engine = engine if engine is not None else _engine_from_settings(settings)
+        self.engine = _select_engine(
+            engine,
+            permit_client,
+            settings,
+            file_given=policy_file is not None,
+            key_given=permit_api_key is not None,
+        )
         self.default_deny = settings.default_deny
         self.identity: IdentityExtractor = identity or identity_from_settings(
             settings.identity_mode,
@@ -199,6 +227,30 @@ class PermitMcpMiddleware(Middleware):
                 )
         self._bypass = compile_patterns(settings.bypassed_methods)
         self._engine_name = getattr(self.engine, "name", type(self.engine).__name__)
+
+    async def aclose(self) -> None:
+        """Close the engine's connections (a no-op for the embedded engine)."""
+        close = getattr(self.engine, "aclose", None)
+        if close is not None:
+            await close()
+
+    @property
+    def lifespan(self) -> Lifespan:
+        """A FastMCP lifespan that closes the engine when the server stops.
+
+        ``FastMCP("name", lifespan=guard.lifespan)``, or combined with your own
+        (``my_lifespan | guard.lifespan``, see ``fastmcp.server.lifespan``).
+        """
+        guard = self
+
+        @lifespan
+        async def close_guard(server: Any) -> AsyncIterator[dict[str, Any]]:
+            try:
+                yield {}
+            finally:
+                await guard.aclose()
+
+        return close_guard
 
     # ------------------------------------------------------------------ hooks
 
@@ -557,6 +609,7 @@ class PermitMcpMiddleware(Middleware):
                 engine=self._engine_name,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 attribute_values=dict(attributes) if self.settings.audit_argument_values else None,
+                cached=decision.cached,
             )
         )
 
@@ -684,12 +737,72 @@ def _server_of(context: MiddlewareContext[Any]) -> Any:
     return fastmcp_context.fastmcp if fastmcp_context is not None else None
 
 
-def _engine_from_settings(settings: GuardSettings) -> PolicyEngine:
-    if settings.policy_file is None:
-        raise ConfigurationError(
-            "no policy engine: pass engine=..., or a policy file "
-            "(policy_file=... or PERMIT_MCP_POLICY_FILE)"
-        )
-    from permit_guard.engines.local import LocalPolicyEngine
+def _select_engine(
+    engine: PolicyEngine | None,
+    permit_client: Any,
+    settings: GuardSettings,
+    *,
+    file_given: bool,
+    key_given: bool,
+) -> PolicyEngine:
+    """The engine the arguments and settings name; exactly one must be named.
 
-    return LocalPolicyEngine.from_file(settings.policy_file)
+    An explicit engine or client wins; otherwise a keyword choice wins over the
+    environment's, and two choices at the same level are an error.
+    """
+    from permit_guard.engines.cache import CachedEngine
+    from permit_guard.engines.local import LocalPolicyEngine
+    from permit_guard.engines.permit import PermitPDPEngine
+
+    chosen: PolicyEngine
+    if engine is not None or permit_client is not None:
+        clashes = [
+            name
+            for name, given in (
+                ("engine", engine is not None),
+                ("permit_client", permit_client is not None),
+                ("policy_file", file_given),
+                ("permit_api_key", key_given),
+            )
+            if given
+        ]
+        if len(clashes) > 1:
+            raise ConfigurationError(
+                f"choose one policy engine: {' and '.join(clashes)} were both given"
+            )
+        chosen = (
+            engine
+            if engine is not None
+            else PermitPDPEngine.from_permit(
+                permit_client, bulk_chunk_size=settings.pdp_bulk_chunk_size
+            )
+        )
+    else:
+        policy_file = settings.policy_file
+        api_key = settings.permit_api_key.get_secret_value()
+        if file_given != key_given:
+            # A keyword choice wins over the environment's other choice.
+            policy_file, api_key = (policy_file, "") if file_given else (None, api_key)
+        if policy_file is not None and api_key:
+            raise ConfigurationError(
+                "choose one policy engine: both a policy file (PERMIT_MCP_POLICY_FILE) and a "
+                "Permit.io API key (PERMIT_MCP_PERMIT_API_KEY) are set"
+            )
+        if policy_file is not None:
+            chosen = LocalPolicyEngine.from_file(policy_file)
+        elif api_key:
+            chosen = PermitPDPEngine(
+                settings.permit_pdp_url,
+                api_key,
+                timeout=settings.pdp_timeout,
+                bulk_chunk_size=settings.pdp_bulk_chunk_size,
+            )
+        else:
+            raise ConfigurationError(
+                "no policy engine: pass engine=..., a policy file (policy_file=... or "
+                "PERMIT_MCP_POLICY_FILE) or a Permit.io API key (permit_api_key=... or "
+                "PERMIT_MCP_PERMIT_API_KEY)"
+            )
+    if settings.cache_ttl > 0:
+        return CachedEngine(chosen, ttl=settings.cache_ttl, max_size=settings.cache_max_size)
+    return chosen

@@ -82,7 +82,9 @@ class Decision:
         allowed: Whether the request may proceed.
         reason: Why, in words: which role, user set or resource role granted
             it, or that none did.
+        cached: Whether it came from a decision cache rather than the engine.
     """
 
     allowed: bool
     reason: str
+    cached: bool = False

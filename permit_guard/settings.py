@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from permit_guard.exceptions import ConfigurationError
@@ -70,6 +70,12 @@ class GuardSettings(BaseSettings):
     identity_header: str = Field(default="Authorization", min_length=1)
     tool_argument_prefix: str = "arg_"
     policy_file: Path | None = None
+    permit_pdp_url: str = "http://localhost:7766"
+    permit_api_key: SecretStr = SecretStr("")
+    pdp_timeout: float = Field(default=5.0, gt=0, le=300)
+    pdp_bulk_chunk_size: int = Field(default=1000, ge=1)
+    cache_ttl: float = Field(default=0.0, ge=0)
+    cache_max_size: int = Field(default=10_000, ge=1)
 
     @field_validator("known_methods", "bypassed_methods")
     @classmethod

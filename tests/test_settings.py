@@ -181,3 +181,70 @@ def test_settings_and_keywords_are_exclusive() -> None:
         PermitMcpMiddleware(
             engine=LocalPolicyEngine.from_dict(POLICY), settings=load_settings(), default_deny=True
         )
+
+
+def test_api_key_selects_the_pdp_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PERMIT_MCP_PERMIT_API_KEY selects the PDP engine, with URL and timeout from settings."""
+    from permit_guard import PermitPDPEngine
+
+    monkeypatch.setenv("PERMIT_MCP_PERMIT_API_KEY", "permit_key_FAKE")
+    monkeypatch.setenv("PERMIT_MCP_PERMIT_PDP_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("PERMIT_MCP_PDP_TIMEOUT", "1.5")
+    guard = PermitMcpMiddleware()
+    assert isinstance(guard.engine, PermitPDPEngine)
+    assert (guard.engine.url, guard.engine.timeout) == ("http://127.0.0.1:9", 1.5)
+    assert "permit_key_FAKE" not in repr(guard.settings)
+
+
+def test_policy_file_and_api_key_together_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A policy file and an API key from the same source is an error naming both."""
+    (tmp_path / "policy.yaml").write_text(POLICY_YAML)
+    monkeypatch.setenv("PERMIT_MCP_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    monkeypatch.setenv("PERMIT_MCP_PERMIT_API_KEY", "permit_key_FAKE")
+    with pytest.raises(ConfigurationError, match=r"POLICY_FILE.*PERMIT_API_KEY"):
+        PermitMcpMiddleware()
+    with pytest.raises(ConfigurationError, match="policy_file and permit_api_key"):
+        PermitMcpMiddleware(
+            engine=LocalPolicyEngine.from_dict(POLICY),
+            policy_file=str(tmp_path / "policy.yaml"),
+            permit_api_key="permit_key_FAKE",
+        )
+
+
+def test_keyword_choice_beats_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A policy_file keyword wins over an API key in the environment, and vice versa."""
+    from permit_guard import PermitPDPEngine
+
+    (tmp_path / "policy.yaml").write_text(POLICY_YAML)
+    monkeypatch.setenv("PERMIT_MCP_PERMIT_API_KEY", "permit_key_FAKE")
+    guard = PermitMcpMiddleware(policy_file=str(tmp_path / "policy.yaml"))
+    assert isinstance(guard.engine, LocalPolicyEngine)
+    monkeypatch.delenv("PERMIT_MCP_PERMIT_API_KEY")
+    monkeypatch.setenv("PERMIT_MCP_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    guard = PermitMcpMiddleware(permit_api_key="permit_key_FAKE")
+    assert isinstance(guard.engine, PermitPDPEngine)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PERMIT_MCP_PDP_TIMEOUT", "0"),
+        ("PERMIT_MCP_CACHE_TTL", "-1"),
+        ("PERMIT_MCP_PDP_TIMEOUT", "x"),
+    ],
+)
+def test_bad_pdp_settings(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    """A non-positive timeout or a negative TTL is refused at construction, naming the variable."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        PermitMcpMiddleware(engine=LocalPolicyEngine.from_dict(POLICY))
+
+
+def test_bad_pdp_url() -> None:
+    """A PDP URL that is not http(s) is refused at construction."""
+    with pytest.raises(ConfigurationError, match="http"):
+        PermitMcpMiddleware(permit_api_key="permit_key_FAKE", permit_pdp_url="localhost:7766")

@@ -1,6 +1,8 @@
 """Policy engines: the protocol and its implementations."""
 
 from permit_guard.engines.base import PolicyEngine
+from permit_guard.engines.cache import CachedEngine
 from permit_guard.engines.local import LocalPolicyEngine
+from permit_guard.engines.permit import PermitPDPEngine
 
-__all__ = ["LocalPolicyEngine", "PolicyEngine"]
+__all__ = ["CachedEngine", "LocalPolicyEngine", "PermitPDPEngine", "PolicyEngine"]

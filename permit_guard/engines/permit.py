@@ -1,0 +1,315 @@
+"""Permit.io's Policy Decision Point (PDP) as a policy engine.
+
+Example::
+
+    from fastmcp import FastMCP
+    from permit_guard import PermitMcpMiddleware, PermitPDPEngine
+
+    engine = PermitPDPEngine(url="http://localhost:7766", api_key="permit_key_...")
+    guard = PermitMcpMiddleware(engine=engine)
+    mcp = FastMCP("billing", lifespan=guard.lifespan)   # closes the pool on shutdown
+    mcp.add_middleware(guard)
+
+Against a naive use of the ``permit`` SDK, which opens a new HTTP session for
+every check and has no default timeout:
+
+- one pooled, keep-alive HTTP client per engine (and event loop), opened on
+  first use and closed by :meth:`aclose` (or the guard's lifespan);
+- ``check_many`` is ONE ``POST /allowed/bulk`` (split only above
+  ``bulk_chunk_size``), its answer checked item by item;
+- a timeout on every request, and every failure — refused connection,
+  timeout, a status other than 200, a body that is not JSON or not the PDP's
+  shape, a bulk answer of the wrong length — is an :class:`EngineError` naming
+  the PDP URL and the cause, which the guard turns into a denial.
+
+An existing ``permit.Permit`` client can be used instead
+(:meth:`PermitPDPEngine.from_permit`); checks then go through the SDK's
+``check`` / ``bulk_check`` with the same fail-closed handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any, Self
+
+import httpx
+
+from permit_guard.exceptions import ConfigurationError, EngineError
+from permit_guard.model import AuthzRequest, Decision
+
+__all__ = ["DEFAULT_PDP_URL", "PermitPDPEngine"]
+
+logger = logging.getLogger("permit_guard.engines.permit")
+
+DEFAULT_PDP_URL = "http://localhost:7766"
+
+_ABAC_HINT = (
+    "the cloud PDP answers 501 to ABAC and ReBAC queries (resource sets, user sets, "
+    "resource roles, attributes); run a local PDP container for those"
+)
+
+
+class PermitPDPEngine:
+    """Decides by asking a Permit.io PDP over HTTP (or through the ``permit`` SDK).
+
+    Args:
+        url: The PDP's base URL (``PERMIT_MCP_PERMIT_PDP_URL``).
+        api_key: The Permit.io environment API key (``PERMIT_MCP_PERMIT_API_KEY``).
+        timeout: Seconds to wait for one PDP answer (``PERMIT_MCP_PDP_TIMEOUT``).
+        bulk_chunk_size: Largest number of checks in one bulk request; longer
+            lists are split.
+        max_connections: Size of the connection pool.
+
+    Raises:
+        ConfigurationError: On an empty key, a URL that is not http(s), or a
+            non-positive timeout or chunk size.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_PDP_URL,
+        api_key: str = "",
+        *,
+        timeout: float = 5.0,
+        bulk_chunk_size: int = 1000,
+        max_connections: int = 20,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ConfigurationError(
+                "PermitPDPEngine needs an API key (api_key=... or PERMIT_MCP_PERMIT_API_KEY)"
+            )
+        url = url.rstrip("/") if isinstance(url, str) else url
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"PDP URL must start with http:// or https://, got {url!r}")
+        if not timeout or timeout <= 0:
+            raise ConfigurationError(f"PDP timeout must be positive, got {timeout!r}")
+        if bulk_chunk_size < 1 or max_connections < 1:
+            raise ConfigurationError("bulk_chunk_size and max_connections must be at least 1")
+        self.url = url
+        self.timeout = float(timeout)
+        self.bulk_chunk_size = bulk_chunk_size
+        self._headers = {"Authorization": f"Bearer {api_key.strip()}"}
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._sdk: Any = None
+
+    @classmethod
+    def from_permit(cls, client: Any, *, bulk_chunk_size: int = 1000) -> Self:
+        """Use an existing async ``permit.Permit`` client (the seed's ``permit_client=``).
+
+        Checks go through its ``check`` / ``bulk_check``; their failures
+        (``PermitConnectionError``, raw ``TimeoutError``, ``JSONDecodeError``...)
+        and bulk answers of the wrong length become :class:`EngineError`.
+
+        Raises:
+            ConfigurationError: If ``client`` is not an async ``permit.Permit``.
+        """
+        check = getattr(client, "check", None)
+        bulk = getattr(client, "bulk_check", None)
+        if not (inspect.iscoroutinefunction(check) and inspect.iscoroutinefunction(bulk)):
+            raise ConfigurationError(
+                "permit_client must be an async permit.Permit (from permit import Permit), "
+                f"got {type(client).__name__}"
+            )
+        config = getattr(client, "config", None)
+        url = str(getattr(config, "pdp", "") or DEFAULT_PDP_URL)
+        timeout = getattr(config, "pdp_timeout", None)
+        engine = cls(
+            url if url.startswith(("http://", "https://")) else DEFAULT_PDP_URL,
+            api_key="(held by the permit client)",
+            timeout=float(timeout) if timeout else 5.0,
+            bulk_chunk_size=bulk_chunk_size,
+        )
+        engine._sdk = client
+        return engine
+
+    @property
+    def name(self) -> str:
+        """``permit-pdp``, or ``permit-sdk`` when checks go through a ``permit.Permit``."""
+        return "permit-sdk" if self._sdk is not None else "permit-pdp"
+
+    def __repr__(self) -> str:
+        return f"PermitPDPEngine(url={self.url!r}, via={'sdk' if self._sdk else 'http'})"
+
+    # ----------------------------------------------------------------- checks
+
+    async def check(self, request: AuthzRequest) -> Decision:
+        """Decide one request with ``POST /allowed``.
+
+        Raises:
+            EngineError: On any failure; the guard then denies.
+        """
+        if self._sdk is not None:
+            return (await self._sdk_check_many([request], single=True))[0]
+        body = await self._post("/allowed", request.to_pdp_json())
+        return _decision(body, where="/allowed")
+
+    async def check_many(self, requests: Sequence[AuthzRequest]) -> list[Decision]:
+        """Decide many requests with one ``POST /allowed/bulk`` per chunk.
+
+        Raises:
+            EngineError: On any failure, including an answer whose length or
+                shape does not match; no partial answer is ever returned.
+        """
+        if not requests:
+            return []
+        if self._sdk is not None:
+            return await self._sdk_check_many(requests, single=False)
+        decisions: list[Decision] = []
+        for start in range(0, len(requests), self.bulk_chunk_size):
+            chunk = requests[start : start + self.bulk_chunk_size]
+            body = await self._post("/allowed/bulk", [r.to_pdp_json() for r in chunk])
+            decisions.extend(_bulk_decisions(body, expected=len(chunk)))
+        return decisions
+
+    # ------------------------------------------------------------------- HTTP
+
+    def _client(self) -> httpx.AsyncClient:
+        """The pooled client of the running event loop, opened on first use."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop or self._http.is_closed:
+            # A client's connections belong to the loop that opened them.
+            self._http = httpx.AsyncClient(
+                base_url=self.url,
+                headers=self._headers,
+                timeout=httpx.Timeout(self.timeout),
+                limits=self._limits,
+                trust_env=False,
+            )
+            self._http_loop = loop
+        return self._http
+
+    async def _post(self, path: str, payload: Any) -> Any:
+        where = f"PDP at {self.url!r} ({path})"
+        try:
+            response = await self._client().post(path, json=payload)
+        except httpx.TimeoutException as exc:
+            raise EngineError(f"{where} did not answer within {self.timeout}s") from exc
+        except httpx.HTTPError as exc:
+            raise EngineError(f"{where} could not be reached: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise EngineError(
+                f"{where} answered HTTP {response.status_code}{_status_hint(response)}"
+            )
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            kind = response.headers.get("content-type", "no content type")
+            raise EngineError(f"{where} answered a body that is not JSON ({kind})") from exc
+
+    async def aclose(self) -> None:
+        """Close the connection pool (and the ``permit`` client's, if any)."""
+        http, self._http, self._http_loop = self._http, None, None
+        if http is not None and not http.is_closed:
+            await http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -------------------------------------------------------------------- SDK
+
+    async def _sdk_check_many(
+        self, requests: Sequence[AuthzRequest], *, single: bool
+    ) -> list[Decision]:
+        where = f"permit SDK (PDP at {self.url!r})"
+        try:
+            if single:
+                (request,) = requests
+                body = request.to_pdp_json()
+                answers: Any = [
+                    await self._sdk.check(
+                        body["user"], body["action"], body["resource"], body["context"]
+                    )
+                ]
+            else:
+                answers = []
+                for start in range(0, len(requests), self.bulk_chunk_size):
+                    chunk = requests[start : start + self.bulk_chunk_size]
+                    checks = [_sdk_query(r) for r in chunk]
+                    got = await self._sdk.bulk_check(checks)
+                    if not isinstance(got, list) or len(got) != len(chunk):
+                        # The SDK returns a SHORT list when the PDP answers with
+                        # fewer items: never read that as a partial answer.
+                        raise EngineError(
+                            f"{where}: bulk_check answered "
+                            f"{len(got) if isinstance(got, list) else type(got).__name__} "
+                            f"decisions for {len(chunk)} checks"
+                        )
+                    answers.extend(got)
+        except EngineError:
+            raise
+        except Exception as exc:
+            # PermitConnectionError, and the raw TimeoutError / JSONDecodeError
+            # the SDK lets through: all fail closed.
+            raise EngineError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
+        decisions = []
+        for answer in answers:
+            if not isinstance(answer, bool):
+                raise EngineError(f"{where} answered {answer!r}, not a boolean")
+            decisions.append(
+                Decision(allowed=answer, reason=f"PDP {'allowed' if answer else 'denied'} (SDK)")
+            )
+        return decisions
+
+
+def _sdk_query(request: AuthzRequest) -> dict[str, Any]:
+    body = request.to_pdp_json()
+    return {
+        "user": body["user"],
+        "action": body["action"],
+        "resource": body["resource"],
+        "context": body["context"],
+    }
+
+
+def _status_hint(response: httpx.Response) -> str:
+    if response.status_code == 501:
+        return f": {_ABAC_HINT}"
+    if response.status_code in (401, 403):
+        return ": the PDP rejected the API key (check PERMIT_MCP_PERMIT_API_KEY)"
+    detail = ""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("detail"), str):
+            detail = body["detail"][:200]
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    return f" ({detail})" if detail else ""
+
+
+def _decision(body: Any, *, where: str) -> Decision:
+    """One PDP answer, read strictly: ``allow`` must be a real boolean."""
+    if not isinstance(body, dict) or not isinstance(body.get("allow"), bool):
+        raise EngineError(f"PDP {where} answered an unexpected shape: {_preview(body)}")
+    allowed: bool = body["allow"]
+    reason = body.get("reason")
+    text = f"PDP {'allowed' if allowed else 'denied'}"
+    return Decision(
+        allowed=allowed, reason=f"{text}: {reason}" if isinstance(reason, str) else text
+    )
+
+
+def _bulk_decisions(body: Any, *, expected: int) -> list[Decision]:
+    items = body.get("allow") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise EngineError(f"PDP /allowed/bulk answered an unexpected shape: {_preview(body)}")
+    if len(items) != expected:
+        raise EngineError(
+            f"PDP /allowed/bulk answered {len(items)} decisions for {expected} checks"
+        )
+    return [_decision(item, where="/allowed/bulk") for item in items]
+
+
+def _preview(body: Any) -> str:
+    text = json.dumps(body, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
