@@ -149,7 +149,7 @@ class PermitPDPEngine:
         if self._sdk is not None:
             return (await self._sdk_check_many([request], single=True))[0]
         body = await self._post("/allowed", request.to_pdp_json())
-        return _decision(body, where="/allowed")
+        return _decision(body, where=self._where("/allowed"))
 
     async def check_many(self, requests: Sequence[AuthzRequest]) -> list[Decision]:
         """Decide many requests with one ``POST /allowed/bulk`` per chunk.
@@ -166,7 +166,9 @@ class PermitPDPEngine:
         for start in range(0, len(requests), self.bulk_chunk_size):
             chunk = requests[start : start + self.bulk_chunk_size]
             body = await self._post("/allowed/bulk", [r.to_pdp_json() for r in chunk])
-            decisions.extend(_bulk_decisions(body, expected=len(chunk)))
+            decisions.extend(
+                _bulk_decisions(body, expected=len(chunk), where=self._where("/allowed/bulk"))
+            )
         return decisions
 
     # ------------------------------------------------------------------- HTTP
@@ -186,8 +188,11 @@ class PermitPDPEngine:
             self._http_loop = loop
         return self._http
 
+    def _where(self, path: str) -> str:
+        return f"PDP at {self.url!r} ({path})"
+
     async def _post(self, path: str, payload: Any) -> Any:
-        where = f"PDP at {self.url!r} ({path})"
+        where = self._where(path)
         try:
             response = await self._client().post(path, json=payload)
         except httpx.TimeoutException as exc:
@@ -290,7 +295,7 @@ def _status_hint(response: httpx.Response) -> str:
 def _decision(body: Any, *, where: str) -> Decision:
     """One PDP answer, read strictly: ``allow`` must be a real boolean."""
     if not isinstance(body, dict) or not isinstance(body.get("allow"), bool):
-        raise EngineError(f"PDP {where} answered an unexpected shape: {_preview(body)}")
+        raise EngineError(f"{where} answered an unexpected shape: {_preview(body)}")
     allowed: bool = body["allow"]
     reason = body.get("reason")
     text = f"PDP {'allowed' if allowed else 'denied'}"
@@ -299,15 +304,13 @@ def _decision(body: Any, *, where: str) -> Decision:
     )
 
 
-def _bulk_decisions(body: Any, *, expected: int) -> list[Decision]:
+def _bulk_decisions(body: Any, *, expected: int, where: str) -> list[Decision]:
     items = body.get("allow") if isinstance(body, dict) else None
     if not isinstance(items, list):
-        raise EngineError(f"PDP /allowed/bulk answered an unexpected shape: {_preview(body)}")
+        raise EngineError(f"{where} answered an unexpected shape: {_preview(body)}")
     if len(items) != expected:
-        raise EngineError(
-            f"PDP /allowed/bulk answered {len(items)} decisions for {expected} checks"
-        )
-    return [_decision(item, where="/allowed/bulk") for item in items]
+        raise EngineError(f"{where} answered {len(items)} decisions for {expected} checks")
+    return [_decision(item, where=where) for item in items]
 
 
 def _preview(body: Any) -> str:
