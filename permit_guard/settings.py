@@ -73,7 +73,7 @@ class GuardSettings(BaseSettings):
     permit_pdp_url: str = "http://localhost:7766"
     permit_api_key: SecretStr = SecretStr("")
     pdp_timeout: float = Field(default=5.0, gt=0, le=300)
-    pdp_bulk_chunk_size: int = Field(default=1000, ge=1)
+    pdp_bulk_chunk_size: int = Field(default=10_000, ge=1)
     cache_ttl: float = Field(default=0.0, ge=0)
     cache_max_size: int = Field(default=10_000, ge=1)
 

@@ -306,7 +306,7 @@ async def test_lifespan_closes_the_pool(pdp: LocalPDP) -> None:
         await client.list_tools()  # asks the PDP: the pool opens
         await client.call_tool("ping", {})
         assert engine._http is not None
-        assert not engine._http.is_closed
+        assert not engine._http.closed
     assert engine._http is None
 
 
