@@ -201,10 +201,9 @@ class PermitMcpMiddleware(Middleware):
             key_given=permit_api_key is not None,
         )
         self.default_deny = settings.default_deny
-        self.identity: IdentityExtractor = identity or identity_from_settings(
-            settings.identity_mode,
-            fixed_value=settings.identity_fixed_value,
-            header=settings.identity_header,
+        self.identity: IdentityExtractor = identity or identity_from_settings(settings)
+        self._hooked = (
+            type(self)._extract_principal_info is not PermitMcpMiddleware._extract_principal_info
         )
         self.audit_sink: AuditSink | None = (
             (audit_sink or LoggingSink()) if settings.enable_audit_logging else None
@@ -551,9 +550,22 @@ class PermitMcpMiddleware(Middleware):
         self._audit_list(method, principal, items, kept, started, "filtered")
         return kept
 
+    def _extract_principal_info(
+        self, context: MiddlewareContext[Any]
+    ) -> tuple[str | None, dict[str, Any]] | Awaitable[tuple[str | None, dict[str, Any]]]:
+        """Subclass hook of permit-fastmcp: ``(user_key, attributes)`` for this request.
+
+        Override it to compute the caller yourself; it is called exactly once
+        per request, and a ``None`` user key means no valid credentials. The
+        default is never called: the guard uses its ``identity`` extractor.
+        """
+        raise NotImplementedError
+
     async def _identify(self, context: MiddlewareContext[Any]) -> Principal | None:
         """The caller, or ``None`` without valid credentials (an extractor error included)."""
         try:
+            if self._hooked:
+                return await self._principal_from_hook(context)
             principal = self.identity(context)
             if inspect.isawaitable(principal):
                 principal = await principal
@@ -569,6 +581,21 @@ class PermitMcpMiddleware(Middleware):
             )
             return None
         return principal
+
+    async def _principal_from_hook(self, context: MiddlewareContext[Any]) -> Principal | None:
+        info = self._extract_principal_info(context)
+        if inspect.isawaitable(info):
+            info = await info
+        if not isinstance(info, tuple) or len(info) != 2:
+            raise TypeError(
+                f"_extract_principal_info returned {info!r}, not (user_key, attributes)"
+            )
+        key, attributes = info
+        if key is None:
+            return None
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"_extract_principal_info returned user key {key!r}")
+        return Principal(key=key, attributes=dict(attributes or {}))
 
     def _bypassed(self, method: str) -> bool:
         return self._bypass is not None and self._bypass.fullmatch(method) is not None

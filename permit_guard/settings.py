@@ -65,9 +65,20 @@ class GuardSettings(BaseSettings):
     default_deny: bool = False
     enable_audit_logging: bool = True
     audit_argument_values: bool = False
-    identity_mode: Literal["fixed", "header"] = "fixed"
+    identity_mode: Literal["fixed", "header", "jwt", "token", "source"] = "fixed"
     identity_fixed_value: str = Field(default="client", min_length=1)
     identity_header: str = Field(default="Authorization", min_length=1)
+    identity_header_regex: str = "[Bb]earer (.+)"
+    identity_jwt_secret: SecretStr = SecretStr("")
+    identity_jwks_url: str = ""
+    identity_jwt_field: str = Field(default="sub", min_length=1)
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256", "RS256"])
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway: float = Field(default=0.0, ge=0, le=300)
+    jwt_require_exp: bool = True
+    tenant_claim: str | None = None
+    user_attribute_claims: list[str] = Field(default_factory=list)
     tool_argument_prefix: str = "arg_"
     policy_file: Path | None = None
     permit_pdp_url: str = "http://localhost:7766"
