@@ -12,7 +12,11 @@ from permit_guard.exceptions import (
     PolicyFileError,
 )
 from permit_guard.identity import FixedIdentity, HeaderIdentity, IdentityExtractor
-from permit_guard.middleware import AuthenticationFailed, PermitMcpMiddleware
+from permit_guard.middleware import (
+    AuthenticationFailed,
+    PermitMcpMiddleware,
+    create_permit_middleware,
+)
 from permit_guard.model import AuthzRequest, Decision, Principal, Resource
 from permit_guard.settings import GuardSettings
 
@@ -42,6 +46,7 @@ __all__ = [
     "Principal",
     "Resource",
     "abac_from_args",
+    "create_permit_middleware",
     "fixed",
     "public",
     "require_permission",

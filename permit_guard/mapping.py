@@ -24,6 +24,7 @@ to the built-in ``mcp_method`` and ``tool_name`` / ``prompt_name`` /
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -66,6 +67,8 @@ class MappingConfig:
         action_prefix: Prefix of non-tool actions.
         prefix_resource_with_server_name: ``{server}_tools`` rather than ``{prefix}tools``.
         argument_prefix: Prefix of argument attributes when no decorator sets one.
+        flatten_arguments: One attribute per argument (nested objects joined
+            with ``_``); otherwise one ``arguments`` attribute holding them all.
     """
 
     server_name: str = "mcp_server"
@@ -73,6 +76,7 @@ class MappingConfig:
     action_prefix: str = ""
     prefix_resource_with_server_name: bool = True
     argument_prefix: str = "arg_"
+    flatten_arguments: bool = True
 
     def family_type(self, family: str) -> str:
         """The resource type of a component family (``tools``, ``resources``, ``prompts``)."""
@@ -180,7 +184,12 @@ def component_request(
         prefix = spec.abac_prefix if spec is not None else None
         if prefix is None:
             prefix = config.argument_prefix
-        attributes.update(_argument_attributes(args, selected, binder, prefix, name))
+        values = _argument_values(args, selected, binder, name)
+        if config.flatten_arguments:
+            attributes.update(_flatten(values, prefix, name))
+        else:
+            attributes["arguments"] = values
+        _check_size(attributes, name)
     attributes["mcp_method"] = method
     attributes[name_attribute] = name
 
@@ -191,11 +200,18 @@ def component_request(
     )
 
 
-def _argument_attributes(
+#: Nested objects are flattened this many levels deep; deeper ones stay JSON objects.
+MAX_FLATTEN_DEPTH = 3
+#: Most argument attributes one request may carry.
+MAX_ATTRIBUTES = 256
+#: Largest JSON size of all argument attributes together.
+MAX_ATTRIBUTE_BYTES = 64 * 1024
+
+
+def _argument_values(
     args: Mapping[str, Any],
     selected: tuple[str, ...] | None,
     binder: ArgumentBinder | None,
-    prefix: str,
     component: str,
 ) -> dict[str, Any]:
     if selected is not None:
@@ -206,10 +222,53 @@ def _argument_attributes(
     else:
         names = tuple(args)
     if binder is None:
-        values = {name: args[name] for name in names if name in args}
-    else:
-        values = binder.bind(args, names, component)
-    return {f"{prefix}{name}": value for name, value in values.items()}
+        return {name: args[name] for name in names if name in args}
+    return binder.bind(args, names, component)
+
+
+def _flatten(values: Mapping[str, Any], prefix: str, component: str) -> dict[str, Any]:
+    """``{"address": {"city": "x"}}`` → ``{"arg_address_city": "x"}``; lists stay arrays."""
+    flat: dict[str, Any] = {}
+
+    def put(name: str, value: Any, depth: int) -> None:
+        if isinstance(value, Mapping) and value and depth < MAX_FLATTEN_DEPTH:
+            for key, item in value.items():
+                put(f"{name}_{key}", item, depth + 1)
+            return
+        if name in flat:
+            # Two paths name one attribute (`a_b` and `a.b`): ambiguous, refused.
+            raise InvalidArguments(f"{component}: arguments flatten to {name!r} twice")
+        flat[name] = value
+
+    for name, value in values.items():
+        put(f"{prefix}{name}", value, 0)
+    return flat
+
+
+def _check_size(attributes: Mapping[str, Any], component: str) -> None:
+    # Cheap bound first: scalars only and short strings need no serialisation.
+    estimate = 0
+    for value in attributes.values():
+        if isinstance(value, str):
+            estimate += len(value)
+        elif value is None or isinstance(value, int | float):
+            estimate += 24
+        else:
+            estimate = MAX_ATTRIBUTE_BYTES
+            break
+    if estimate < MAX_ATTRIBUTE_BYTES // 4 and len(attributes) <= MAX_ATTRIBUTES:
+        return
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise InvalidArguments(
+            f"{component}: {len(attributes)} attributes exceed {MAX_ATTRIBUTES}; select the "
+            "arguments the policy needs with @abac_from_args"
+        )
+    size = len(json.dumps(attributes, default=str))
+    if size > MAX_ATTRIBUTE_BYTES:
+        raise InvalidArguments(
+            f"{component}: arguments take {size} bytes as attributes, over "
+            f"{MAX_ATTRIBUTE_BYTES}; select the arguments the policy needs with @abac_from_args"
+        )
 
 
 def _key_from(args: Mapping[str, Any], arg: str, component: str) -> str:

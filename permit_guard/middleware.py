@@ -76,7 +76,7 @@ from permit_guard.registry import (
 )
 from permit_guard.settings import GuardSettings, load_settings
 
-__all__ = ["AuthenticationFailed", "PermitMcpMiddleware"]
+__all__ = ["AuthenticationFailed", "PermitMcpMiddleware", "create_permit_middleware"]
 
 logger = logging.getLogger("permit_guard")
 
@@ -99,6 +99,21 @@ class AuthenticationFailed(AccessDenied):
 
     def __init__(self) -> None:
         super().__init__("Authentication failed: invalid or missing credentials")
+
+
+def create_permit_middleware(**kwargs: Any) -> PermitMcpMiddleware:
+    """permit-fastmcp's factory, kept for a one-line migration.
+
+    Takes the same keywords as :class:`PermitMcpMiddleware`::
+
+        mcp.add_middleware(create_permit_middleware(
+            permit_pdp_url="http://localhost:7766",
+            permit_api_key="permit_key_...",
+            enable_audit_logging=True,
+            bypass_methods=["initialize", "ping", "health/*"],
+        ))
+    """
+    return PermitMcpMiddleware(**kwargs)
 
 
 def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str] | None:
@@ -214,8 +229,10 @@ class PermitMcpMiddleware(Middleware):
             action_prefix=settings.action_prefix,
             prefix_resource_with_server_name=settings.prefix_resource_with_server_name,
             argument_prefix=settings.tool_argument_prefix,
+            flatten_arguments=settings.flatten_tool_arguments,
         )
         self._known = frozenset(settings.known_methods)
+        self._allow_unknown = settings.unknown_methods == "allow"
         for pattern in settings.bypassed_methods:
             compiled = compile_patterns([pattern])
             hits = sorted(m for m in COMPONENT_METHODS if compiled and compiled.fullmatch(m))
@@ -263,6 +280,8 @@ class PermitMcpMiddleware(Middleware):
         if method in _TYPED_METHODS or method in HANDSHAKE_METHODS or self._bypassed(method):
             return await call_next(context)
         if method not in self._known:
+            if self._allow_unknown:
+                return await call_next(context)
             self._audit(
                 DecisionEvent(
                     allowed=False,
@@ -433,7 +452,7 @@ class PermitMcpMiddleware(Middleware):
         self, method: str, component: Component | None, resolved: Resolved | None
     ) -> str | None:
         """Why a component request is denied without asking the engine, if it is."""
-        if method not in self._known:
+        if method not in self._known and not self._allow_unknown:
             return f"{method} is not in known_methods"
         if component is None or resolved is None:
             return "unknown component"
@@ -487,7 +506,7 @@ class PermitMcpMiddleware(Middleware):
         if principal is None:
             self._audit_list(method, None, items, public, started, "no valid credentials")
             return public
-        if method not in self._known:
+        if method not in self._known and not self._allow_unknown:
             self._audit_list(method, principal, items, public, started, "not in known_methods")
             return public
 

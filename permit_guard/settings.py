@@ -80,6 +80,8 @@ class GuardSettings(BaseSettings):
     tenant_claim: str | None = None
     user_attribute_claims: list[str] = Field(default_factory=list)
     tool_argument_prefix: str = "arg_"
+    flatten_tool_arguments: bool = True
+    unknown_methods: Literal["deny", "allow"] = "deny"
     policy_file: Path | None = None
     permit_pdp_url: str = "http://localhost:7766"
     permit_api_key: SecretStr = SecretStr("")

@@ -215,3 +215,58 @@ def test_pdp_json_shape() -> None:
         },
         "context": {},
     }
+
+
+def _call(arguments: dict[str, object], config: MappingConfig | None = None) -> dict[str, object]:
+    request = component_request(
+        kind="tool",
+        name="t",
+        method="tools/call",
+        principal=ALICE,
+        spec=None,
+        config=config or MappingConfig(),
+        arguments=arguments,
+    )
+    return dict(request.resource.attributes)
+
+
+def test_nested_objects_are_flattened_with_underscores() -> None:
+    """Nested objects become arg_<a>_<b>; lists stay arrays; depth is bounded."""
+    attributes = _call(
+        {
+            "address": {"city": "Oslo", "geo": {"lat": 1.5}},
+            "tags": ["a", "b"],
+            "deep": {"a": {"b": {"c": {"d": 1}}}},
+        }
+    )
+    assert attributes["arg_address_city"] == "Oslo"
+    assert attributes["arg_address_geo_lat"] == 1.5
+    assert attributes["arg_tags"] == ["a", "b"]
+    assert attributes["arg_deep_a_b_c"] == {"d": 1}  # beyond three levels: a JSON object
+
+
+def test_flattening_collisions_are_refused() -> None:
+    """Two arguments that flatten to the same attribute are refused, not merged."""
+    with pytest.raises(InvalidArguments, match="twice"):
+        _call({"a_b": 1, "a": {"b": 2}})
+
+
+def test_unflattened_arguments_are_one_attribute() -> None:
+    """With flattening off, the arguments travel as one `arguments` object."""
+    attributes = _call({"x": {"y": 1}}, MappingConfig(flatten_arguments=False))
+    assert attributes["arguments"] == {"x": {"y": 1}}
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {f"a{i}": i for i in range(300)},
+        {"blob": "x" * 70_000},
+        {"nested": {"text": "y" * 70_000}},
+    ],
+    ids=["too-many", "too-large", "too-large-nested"],
+)
+def test_size_is_bounded(arguments: dict[str, object]) -> None:
+    """Too many or too large argument attributes refuse the call, naming @abac_from_args."""
+    with pytest.raises(InvalidArguments, match="abac_from_args"):
+        _call(arguments)
