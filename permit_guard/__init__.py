@@ -16,6 +16,7 @@ from permit_guard.middleware import (
     AuthenticationFailed,
     PermitMcpMiddleware,
     create_permit_middleware,
+    current_principal,
 )
 from permit_guard.model import AuthzRequest, Decision, Principal, Resource
 from permit_guard.settings import GuardSettings
@@ -47,6 +48,7 @@ __all__ = [
     "Resource",
     "abac_from_args",
     "create_permit_middleware",
+    "current_principal",
     "fixed",
     "public",
     "require_permission",

@@ -34,12 +34,14 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import mcp_types as mt
 from fastmcp.exceptions import to_mcp_error
 from fastmcp.prompts.base import Prompt, PromptResult
 from fastmcp.resources.base import Resource as FastMCPResource
+from fastmcp.resources.base import ResourceResult
 from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.lifespan import Lifespan, lifespan
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -76,7 +78,12 @@ from permit_guard.registry import (
 )
 from permit_guard.settings import GuardSettings, load_settings
 
-__all__ = ["AuthenticationFailed", "PermitMcpMiddleware", "create_permit_middleware"]
+__all__ = [
+    "AuthenticationFailed",
+    "PermitMcpMiddleware",
+    "create_permit_middleware",
+    "current_principal",
+]
 
 logger = logging.getLogger("permit_guard")
 
@@ -99,6 +106,27 @@ class AuthenticationFailed(AccessDenied):
 
     def __init__(self) -> None:
         super().__init__("Authentication failed: invalid or missing credentials")
+
+
+_current_principal: ContextVar[Principal | None] = ContextVar(
+    "permit_guard_principal", default=None
+)
+
+
+def current_principal() -> Principal | None:
+    """The caller the guard allowed the running tool, resource read or prompt for.
+
+    ``None`` outside a guarded call, and in ``@public`` components (which are
+    never checked, so nobody was identified). Use it to act on behalf of the
+    verified user without verifying the token again::
+
+        @mcp.tool
+        @require_permission()
+        def whoami() -> str:
+            principal = current_principal()
+            return principal.key if principal else "anonymous"
+    """
+    return _current_principal.get()
 
 
 def create_permit_middleware(**kwargs: Any) -> PermitMcpMiddleware:
@@ -312,7 +340,7 @@ class PermitMcpMiddleware(Middleware):
         server = _server_of(context)
         version = requested_version(message.meta)
         tool = await _lookup(find_tool, server, message.name, version)
-        await self._enforce(
+        principal = await self._enforce(
             context,
             kind="tool",
             name=message.name,
@@ -320,7 +348,11 @@ class PermitMcpMiddleware(Middleware):
             component=tool,
             arguments=message.arguments or {},
         )
-        return await call_next(context)
+        token = _current_principal.set(principal)
+        try:
+            return await call_next(context)
+        finally:
+            _current_principal.reset(token)
 
     async def check_resource_access(
         self, context: MiddlewareContext[mt.ReadResourceRequestParams]
@@ -331,7 +363,7 @@ class PermitMcpMiddleware(Middleware):
         version = requested_version(context.message.meta)
         found = await _lookup(find_resource, server, uri, version)
         component, params = found if found is not None else (None, {})
-        await self._enforce(
+        principal = await self._enforce(
             context,
             kind="template" if isinstance(component, ResourceTemplate) else "resource",
             name=uri,
@@ -339,6 +371,20 @@ class PermitMcpMiddleware(Middleware):
             component=component,
             arguments=params,
         )
+        _current_principal.set(principal)
+
+    async def on_read_resource(
+        self,
+        context: MiddlewareContext[mt.ReadResourceRequestParams],
+        call_next: CallNext[mt.ReadResourceRequestParams, ResourceResult],
+    ) -> ResourceResult:
+        """Check a read (through :meth:`check_resource_access`), then read."""
+        token = _current_principal.set(None)
+        try:
+            await self.check_resource_access(context)
+            return await call_next(context)
+        finally:
+            _current_principal.reset(token)
 
     async def on_get_prompt(
         self,
@@ -350,7 +396,7 @@ class PermitMcpMiddleware(Middleware):
         server = _server_of(context)
         version = requested_version(message.meta)
         prompt = await _lookup(find_prompt, server, message.name, version)
-        await self._enforce(
+        principal = await self._enforce(
             context,
             kind="prompt",
             name=message.name,
@@ -358,7 +404,11 @@ class PermitMcpMiddleware(Middleware):
             component=prompt,
             arguments=message.arguments or {},
         )
-        return await call_next(context)
+        token = _current_principal.set(principal)
+        try:
+            return await call_next(context)
+        finally:
+            _current_principal.reset(token)
 
     async def on_list_tools(
         self,
@@ -403,8 +453,8 @@ class PermitMcpMiddleware(Middleware):
         method: str,
         component: Component | None,
         arguments: Mapping[str, Any],
-    ) -> None:
-        """Allow or raise for one component request."""
+    ) -> Principal | None:
+        """Allow (returning the caller; ``None`` for public components) or raise."""
         resolved = await self._resolve(component, name) if component is not None else None
         spec = resolved.spec if resolved is not None else None
         if spec is not None and spec.is_public:
@@ -418,7 +468,7 @@ class PermitMcpMiddleware(Middleware):
                     engine=_GUARD,
                 )
             )
-            return
+            return None
         # Identity comes before existence, so a caller without credentials
         # learns nothing about which components exist.
         principal = await self._identify(context)
@@ -447,6 +497,7 @@ class PermitMcpMiddleware(Middleware):
         decision = await self._check(request, method=method, component=name)
         if decision.allowed is not True:
             raise _denied(kind, name)
+        return principal
 
     def _refusal(
         self, method: str, component: Component | None, resolved: Resolved | None

@@ -605,3 +605,39 @@ async def test_mounted_prompts_and_static_resources(
         assert (await client.get_prompt("ns_hello")).messages
         assert [str(r.uri) for r in await client.list_resources()] == ["data://ns/sub/config"]
         assert (await client.read_resource("data://ns/sub/config"))[0].text == "config"  # type: ignore[union-attr]
+
+
+async def test_current_principal_is_the_checked_caller(engine: RecordingEngine) -> None:
+    """Inside a guarded tool, prompt or read, current_principal() is the caller just allowed."""
+    from permit_guard import current_principal
+
+    mcp: FastMCP[Any] = FastMCP("s")
+    seen: list[object] = []
+
+    @mcp.tool
+    @require_permission("greet")
+    def whoami() -> str:
+        principal = current_principal()
+        seen.append(principal.key if principal else None)
+        return "ok"
+
+    @mcp.tool
+    @public
+    def anonymous() -> str:
+        seen.append(current_principal())
+        return "ok"
+
+    @mcp.resource("data://me")
+    @require_permission("read", resource="mcp_server_resources")
+    def me() -> str:
+        principal = current_principal()
+        return principal.key if principal else "?"
+
+    caller = Caller("alice")
+    mcp.add_middleware(PermitMcpMiddleware(engine=engine, identity=caller))
+    async with Client(mcp) as client:
+        await client.call_tool("whoami", {})
+        await client.call_tool("anonymous", {})
+        assert (await client.read_resource("data://me"))[0].text == "alice"  # type: ignore[union-attr]
+    assert seen == ["alice", None]
+    assert current_principal() is None
