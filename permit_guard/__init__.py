@@ -11,7 +11,15 @@ from permit_guard.exceptions import (
     PermitGuardError,
     PolicyFileError,
 )
-from permit_guard.identity import FixedIdentity, HeaderIdentity, IdentityExtractor
+from permit_guard.identity import (
+    ClaimMapping,
+    FixedIdentity,
+    HeaderIdentity,
+    IdentityExtractor,
+    JwtIdentity,
+    SourceIdentity,
+    TokenIdentity,
+)
 from permit_guard.middleware import (
     AuthenticationFailed,
     PermitMcpMiddleware,
@@ -27,6 +35,7 @@ __all__ = [
     "AuthenticationFailed",
     "AuthzRequest",
     "CachedEngine",
+    "ClaimMapping",
     "ConfigurationError",
     "Decision",
     "DecisionEvent",
@@ -37,6 +46,7 @@ __all__ = [
     "GuardSpec",
     "HeaderIdentity",
     "IdentityExtractor",
+    "JwtIdentity",
     "LocalPolicyEngine",
     "LoggingSink",
     "PermitGuardError",
@@ -46,6 +56,8 @@ __all__ = [
     "PolicyFileError",
     "Principal",
     "Resource",
+    "SourceIdentity",
+    "TokenIdentity",
     "abac_from_args",
     "create_permit_middleware",
     "current_principal",
