@@ -80,6 +80,10 @@ class LoggingSink:
     def __init__(self, logger: logging.Logger | str = "permit_guard.audit") -> None:
         self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
 
+    def enabled_for(self, allowed: bool) -> bool:
+        """Whether an event with this outcome would be written (the guard skips building it)."""
+        return self.logger.isEnabledFor(logging.INFO if allowed else logging.WARNING)
+
     def __call__(self, event: DecisionEvent) -> None:
         level = logging.INFO if event.allowed else logging.WARNING
         if not self.logger.isEnabledFor(level):

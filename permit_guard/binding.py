@@ -56,6 +56,9 @@ class _Parameter:
     adapter: TypeAdapter[Any] | None
     default: Any
     json_types: tuple[type, ...] | None = None
+    #: For ``str`` / ``int`` / ``bool`` annotations: a value of exactly that
+    #: type is what pydantic would hand the function, so it skips validation.
+    exact: type | None = None
 
 
 class ArgumentBinder:
@@ -96,6 +99,8 @@ class ArgumentBinder:
         return values
 
     def _convert(self, parameter: _Parameter, value: Any, name: str, component: str) -> Any:
+        if parameter.exact is not None and type(value) is parameter.exact:
+            return value
         if parameter.adapter is None:
             if parameter.json_types is not None and not _matches(value, parameter.json_types):
                 raise InvalidArguments(
@@ -137,6 +142,9 @@ def _to_json(adapter: TypeAdapter[Any] | None, value: Any) -> Any:
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
+# Annotations whose exact-type values pydantic returns unchanged (not float:
+# an int becomes a float).
+_EXACT: frozenset[Any] = frozenset({str, int, bool})
 _SEQUENCES = (list, tuple)
 
 
@@ -191,7 +199,8 @@ def binder_for_function(fn: Callable[..., Any], *, coerce_strings: bool = False)
             default = _MISSING if default is PydanticUndefined else default
         elif default is inspect.Parameter.empty:
             default = _MISSING
-        parameters[name] = _Parameter(adapter=adapter, default=default)
+        exact = annotation if annotation in _EXACT else None
+        parameters[name] = _Parameter(adapter=adapter, default=default, exact=exact)
     binder = ArgumentBinder(parameters, coerce_strings=coerce_strings)
     with contextlib.suppress(TypeError):  # not weakly referenceable: just not cached
         _cache[fn] = binder

@@ -458,16 +458,17 @@ class PermitMcpMiddleware(Middleware):
         resolved = await self._resolve(component, name) if component is not None else None
         spec = resolved.spec if resolved is not None else None
         if spec is not None and spec.is_public:
-            self._audit(
-                DecisionEvent(
-                    allowed=True,
-                    user=None,
-                    method=method,
-                    component=name,
-                    reason="public component",
-                    engine=_GUARD,
+            if self._wants(True):
+                self._audit(
+                    DecisionEvent(
+                        allowed=True,
+                        user=None,
+                        method=method,
+                        component=name,
+                        reason="public component",
+                        engine=_GUARD,
+                    )
                 )
-            )
             return None
         # Identity comes before existence, so a caller without credentials
         # learns nothing about which components exist.
@@ -672,6 +673,13 @@ class PermitMcpMiddleware(Middleware):
 
     # ------------------------------------------------------------------ audit
 
+    def _wants(self, allowed: bool) -> bool:
+        """Whether an event with this outcome would be recorded (skip building it if not)."""
+        if self.audit_sink is None:
+            return False
+        enabled_for = getattr(self.audit_sink, "enabled_for", None)
+        return enabled_for is None or bool(enabled_for(allowed))
+
     def _audit(self, event: DecisionEvent) -> None:
         if self.audit_sink is None:
             return
@@ -688,7 +696,7 @@ class PermitMcpMiddleware(Middleware):
         component: str | None,
         started: float,
     ) -> None:
-        if self.audit_sink is None:
+        if not self._wants(decision.allowed):
             return
         attributes = request.resource.attributes
         self._audit(
