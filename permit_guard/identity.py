@@ -106,7 +106,9 @@ class HeaderIdentity:
                 "header identity: %d %r headers, need exactly one", len(values), self.header
             )
             return None
-        value = values[0].strip()
+        # Only ASCII blanks are trimmed: str.strip() would also remove NEL and
+        # NBSP, turning "alice\x85" into "alice" instead of refusing it.
+        value = values[0].strip(" \t")
         if not value or len(value) > MAX_IDENTITY_LENGTH or not value.isprintable():
             logger.info("header identity: %r header is empty, too long or unprintable", self.header)
             return None
@@ -196,6 +198,10 @@ class JwtIdentity:
         leeway: Seconds of clock skew tolerated on ``exp`` / ``nbf`` / ``iat``.
         require_exp: Refuse tokens without ``exp``.
         jwks_timeout: Seconds to wait for the JWKS endpoint.
+        jwks_cache_seconds: How long the fetched key set is trusted; a key
+            removed from the JWKS stops verifying within this time.
+        jwks_refresh_cooldown: Least time between two refreshes forced by an
+            unknown ``kid`` (so random ``kid`` values cannot hammer the endpoint).
 
     Raises:
         ConfigurationError: Without exactly one of ``secret`` / ``jwks_url``, on
@@ -216,6 +222,8 @@ class JwtIdentity:
         leeway: float = 0,
         require_exp: bool = True,
         jwks_timeout: float = 5.0,
+        jwks_cache_seconds: float = 300.0,
+        jwks_refresh_cooldown: float = 30.0,
     ) -> None:
         if bool(secret) == bool(jwks_url):
             raise ConfigurationError(
@@ -250,8 +258,14 @@ class JwtIdentity:
         if jwks_url:
             if not jwks_url.startswith(("https://", "http://")):
                 raise ConfigurationError(f"JWKS URL must be http(s), got {jwks_url!r}")
+            # No per-key cache: it never expires, so a key removed from the
+            # JWKS would keep verifying; the key set itself is cached instead.
             self._jwks = jwt.PyJWKClient(
-                jwks_url, cache_keys=True, lifespan=300, timeout=jwks_timeout
+                jwks_url,
+                cache_keys=False,
+                lifespan=jwks_cache_seconds,
+                timeout=jwks_timeout,
+                cooldown_duration=jwks_refresh_cooldown,
             )
             allowed = [a for a in algorithms if a not in _HMAC]
             family = "the JWKS keys (asymmetric)"
@@ -363,7 +377,14 @@ class TokenIdentity:
             logger.info("token identity: no verified access token on this request")
             return None
         claims = dict(token.claims or {})
-        fallback = token.client_id if self.claims.fallback_field == "client_id" else None
+        fallback = None
+        if self.claims.fallback_field == "client_id":
+            # The client_id claim itself: FastMCP fills AccessToken.client_id
+            # with azp, sub or "unknown" when the token has none, which must not
+            # become an identity. Providers without claims set client_id only.
+            fallback = claims.get("client_id") if claims else token.client_id
+            if fallback == "unknown":
+                fallback = None
         principal = self.claims.principal(claims, fallback=fallback)
         if isinstance(principal, str):
             logger.info("token identity: %s", principal)
