@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AliasChoices, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -59,6 +59,10 @@ class _Parameter:
     #: For ``str`` / ``int`` / ``bool`` annotations: a value of exactly that
     #: type is what pydantic would hand the function, so it skips validation.
     exact: type | None = None
+    #: The names the client sends it under (its alias, if it has one).
+    wire: tuple[str, ...] = ()
+    #: Why it cannot be read faithfully (an alias path), if it cannot.
+    unbindable: str | None = None
 
 
 class ArgumentBinder:
@@ -92,8 +96,11 @@ class ArgumentBinder:
                 if name in arguments:
                     values[name] = arguments[name]
                 continue
-            if name in arguments:
-                values[name] = self._convert(parameter, arguments[name], name, component)
+            if parameter.unbindable is not None:
+                raise InvalidArguments(f"{component}: argument {name!r} {parameter.unbindable}")
+            sent = next((wire for wire in parameter.wire or (name,) if wire in arguments), None)
+            if sent is not None:
+                values[name] = self._convert(parameter, arguments[sent], name, component)
             elif parameter.default is not _MISSING:
                 values[name] = _to_json(parameter.adapter, parameter.default)
         return values
@@ -175,6 +182,10 @@ _cache: weakref.WeakKeyDictionary[Callable[..., Any], ArgumentBinder] = weakref.
 def binder_for_function(fn: Callable[..., Any], *, coerce_strings: bool = False) -> ArgumentBinder:
     """The binder of a user function, built once from its signature and type hints.
 
+    Parameters the server injects (a FastMCP ``Context``, ``Depends(...)``)
+    are left out: clients never send them. A parameter with an alias is read
+    under its alias, as pydantic reads it.
+
     Args:
         fn: The function FastMCP will call.
         coerce_strings: Whether string values are also read as JSON, as FastMCP
@@ -188,23 +199,57 @@ def binder_for_function(fn: Callable[..., Any], *, coerce_strings: bool = False)
     except Exception:
         hints = {}
     parameters: dict[str, _Parameter] = {}
+    client_facing = _client_facing(fn)
     for name, parameter in inspect.signature(fn).parameters.items():
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if client_facing is not None and name not in client_facing:
             continue
         annotation = hints.get(name, parameter.annotation)
         adapter = None if annotation is inspect.Parameter.empty else _adapter(annotation)
         default = parameter.default
+        field_infos = [default] if isinstance(default, FieldInfo) else []
+        field_infos += [m for m in typing.get_args(annotation)[1:] if isinstance(m, FieldInfo)]
         if isinstance(default, FieldInfo):
             default = default.get_default(call_default_factory=True)
             default = _MISSING if default is PydanticUndefined else default
         elif default is inspect.Parameter.empty:
             default = _MISSING
+        wire, unbindable = _wire_names(field_infos)
         exact = annotation if annotation in _EXACT else None
-        parameters[name] = _Parameter(adapter=adapter, default=default, exact=exact)
+        parameters[name] = _Parameter(
+            adapter=adapter, default=default, exact=exact, wire=wire, unbindable=unbindable
+        )
     binder = ArgumentBinder(parameters, coerce_strings=coerce_strings)
     with contextlib.suppress(TypeError):  # not weakly referenceable: just not cached
         _cache[fn] = binder
     return binder
+
+
+def _client_facing(fn: Callable[..., Any]) -> set[str] | None:
+    """The parameters a client sends (FastMCP's view, injected ones removed)."""
+    try:
+        from fastmcp.server.dependencies import without_injected_parameters
+
+        return set(inspect.signature(without_injected_parameters(fn)).parameters)
+    except Exception:
+        # Not a function FastMCP can wrap: keep every parameter.
+        return None
+
+
+def _wire_names(field_infos: list[FieldInfo]) -> tuple[tuple[str, ...], str | None]:
+    """The names a parameter is sent under, or why they cannot be told."""
+    for info in field_infos:
+        alias = info.validation_alias if info.validation_alias is not None else info.alias
+        if alias is None:
+            continue
+        if isinstance(alias, str):
+            return (alias,), None
+        if isinstance(alias, AliasChoices) and all(isinstance(c, str) for c in alias.choices):
+            return tuple(str(c) for c in alias.choices), None
+        # An alias path reads nested data: refuse rather than judge a guess.
+        return (), "has an alias path the guard cannot read; select other arguments"
+    return (), None
 
 
 def binder_for_schema(schema: Mapping[str, Any] | None) -> ArgumentBinder:

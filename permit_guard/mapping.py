@@ -173,11 +173,17 @@ def component_request(
         if spec.key_value is not None:
             key = spec.key_value
         elif spec.key_arg is not None:
-            key = None if listing else _key_from(args, spec.key_arg, name)
+            key = (
+                None
+                if listing
+                else _key_from(_bound(args, binder, spec.key_arg, name), spec.key_arg, name)
+            )
         if spec.tenant_value is not None:
             tenant = spec.tenant_value
         elif spec.tenant_arg is not None and not listing:
-            tenant = _tenant_from(args, spec.tenant_arg, name)
+            tenant = _tenant_from(
+                _bound(args, binder, spec.tenant_arg, name), spec.tenant_arg, name
+            )
 
     if not listing:
         selected = spec.abac_args if spec is not None else None
@@ -247,28 +253,38 @@ def _flatten(values: Mapping[str, Any], prefix: str, component: str) -> dict[str
 
 def _check_size(attributes: Mapping[str, Any], component: str) -> None:
     # Cheap bound first: scalars only and short strings need no serialisation.
+    # An upper bound on the JSON size: at most 12 bytes per character (a
+    # non-BMP character escapes to two \uXXXX), names included.
     estimate = 0
-    for value in attributes.values():
+    for name, value in attributes.items():
+        estimate += 12 * len(name) + 4
         if isinstance(value, str):
-            estimate += len(value)
+            estimate += 12 * len(value) + 2
         elif value is None or isinstance(value, int | float):
             estimate += 24
         else:
-            estimate = MAX_ATTRIBUTE_BYTES
+            estimate = MAX_ATTRIBUTE_BYTES + 1
             break
-    if estimate < MAX_ATTRIBUTE_BYTES // 4 and len(attributes) <= MAX_ATTRIBUTES:
+    if estimate <= MAX_ATTRIBUTE_BYTES and len(attributes) <= MAX_ATTRIBUTES:
         return
     if len(attributes) > MAX_ATTRIBUTES:
         raise InvalidArguments(
             f"{component}: {len(attributes)} attributes exceed {MAX_ATTRIBUTES}; select the "
             "arguments the policy needs with @abac_from_args"
         )
-    size = len(json.dumps(attributes, default=str))
+    size = len(json.dumps(attributes, default=str).encode())
     if size > MAX_ATTRIBUTE_BYTES:
         raise InvalidArguments(
             f"{component}: arguments take {size} bytes as attributes, over "
             f"{MAX_ATTRIBUTE_BYTES}; select the arguments the policy needs with @abac_from_args"
         )
+
+
+def _bound(
+    args: Mapping[str, Any], binder: ArgumentBinder | None, arg: str, component: str
+) -> Mapping[str, Any]:
+    """``arg`` as the function will receive it (``"07"`` for an int key is ``7``)."""
+    return args if binder is None else binder.bind(args, (arg,), component)
 
 
 def _key_from(args: Mapping[str, Any], arg: str, component: str) -> str:

@@ -358,12 +358,18 @@ class PermitMcpMiddleware(Middleware):
         self, context: MiddlewareContext[mt.ReadResourceRequestParams]
     ) -> None:
         """Check a resource read (static or templated URI)."""
+        await self._check_read(context)
+
+    async def _check_read(
+        self, context: MiddlewareContext[mt.ReadResourceRequestParams]
+    ) -> Principal | None:
+        """The read check; the caller allowed (``None`` for a public resource)."""
         uri = str(context.message.uri)
         server = _server_of(context)
         version = requested_version(context.message.meta)
         found = await _lookup(find_resource, server, uri, version)
         component, params = found if found is not None else (None, {})
-        principal = await self._enforce(
+        return await self._enforce(
             context,
             kind="template" if isinstance(component, ResourceTemplate) else "resource",
             name=uri,
@@ -371,7 +377,6 @@ class PermitMcpMiddleware(Middleware):
             component=component,
             arguments=params,
         )
-        _current_principal.set(principal)
 
     async def on_read_resource(
         self,
@@ -379,9 +384,14 @@ class PermitMcpMiddleware(Middleware):
         call_next: CallNext[mt.ReadResourceRequestParams, ResourceResult],
     ) -> ResourceResult:
         """Check a read (through :meth:`check_resource_access`), then read."""
-        token = _current_principal.set(None)
-        try:
+        if type(self).check_resource_access is not PermitMcpMiddleware.check_resource_access:
+            # A subclass hook: honour it; the caller is then not known here.
             await self.check_resource_access(context)
+            principal = None
+        else:
+            principal = await self._check_read(context)
+        token = _current_principal.set(principal)
+        try:
             return await call_next(context)
         finally:
             _current_principal.reset(token)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastmcp import Client, FastMCP
+from fastmcp import Client, Context, FastMCP
 from fastmcp.tools import Tool
 from mcp import MCPError
+from pydantic import Field
 
 from permit_guard import (
     LocalPolicyEngine,
@@ -271,3 +272,63 @@ async def test_engine_answer_that_is_not_a_bool_denies() -> None:
     async with Client(mcp) as client:
         assert await client.list_tools() == []
         assert (await client.call_tool("op", {}, raise_on_error=False)).is_error
+
+
+async def test_aliased_argument_is_judged_under_its_alias(engine: RecordingEngine) -> None:
+    """A parameter with an alias is read where the client sends it, not replaced by its default."""
+    mcp: FastMCP[Any] = FastMCP("s")
+
+    @mcp.tool
+    @require_permission()
+    def refund(amount: Annotated[float, Field(alias="amt")] = 0.0) -> str:
+        return f"refunded {amount}"
+
+    mcp.add_middleware(PermitMcpMiddleware(engine=engine, identity=Caller("eve")))
+    async with Client(mcp) as client:
+        await client.list_tools()
+        large = await client.call_tool("refund", {"amt": 500}, raise_on_error=False)
+        small = await client.call_tool("refund", {"amt": 50}, raise_on_error=False)
+    assert large.is_error
+    assert small.data == "refunded 50.0"
+    calls = [r for r in engine.requests if r.resource.attributes["mcp_method"] == "tools/call"]
+    assert [r.resource.attributes["arg_amount"] for r in calls] == [500.0, 50.0]
+
+
+async def test_injected_context_does_not_block_a_tool(engine: RecordingEngine) -> None:
+    """A tool taking FastMCP's Context is checked on its real arguments only."""
+    mcp: FastMCP[Any] = FastMCP("s")
+
+    @mcp.tool
+    @require_permission()
+    async def refund(amount: float, ctx: Context) -> str:
+        return f"refunded {amount}"
+
+    mcp.add_middleware(PermitMcpMiddleware(engine=engine, identity=Caller("eve")))
+    async with Client(mcp) as client:
+        await client.list_tools()
+        assert (await client.call_tool("refund", {"amount": 5})).data == "refunded 5.0"
+    call = next(r for r in engine.requests if r.resource.attributes["mcp_method"] == "tools/call")
+    assert set(call.resource.attributes) == {"arg_amount", "mcp_method", "tool_name"}
+
+
+async def test_instance_key_is_the_value_the_function_receives() -> None:
+    """An int key sent as "07" is checked as instance 7, the invoice the function acts on."""
+    policy = {
+        "resources": {"invoice": {"actions": ["delete"], "roles": {"owner": ["delete"]}}},
+        "users": {"eve": {"resource_roles": {"invoice:07": ["owner"]}}},
+    }
+    engine = RecordingEngine(LocalPolicyEngine.from_dict(policy))
+    mcp: FastMCP[Any] = FastMCP("s")
+
+    @mcp.tool
+    @require_permission("delete", resource="invoice", key="invoice_id")
+    def delete_invoice(invoice_id: int) -> str:
+        return f"deleted {invoice_id}"
+
+    mcp.add_middleware(PermitMcpMiddleware(engine=engine, identity=Caller("eve")))
+    async with Client(mcp) as client:
+        result = await client.call_tool(
+            "delete_invoice", {"invoice_id": "07"}, raise_on_error=False
+        )
+    assert result.is_error
+    assert engine.requests[-1].resource.key == "7"

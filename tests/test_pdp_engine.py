@@ -50,11 +50,11 @@ async def make_engine(kind: str, pdp: LocalPDP) -> AsyncIterator[PolicyEngine]:
     if kind == "local":
         yield LocalPolicyEngine.from_dict(POLICY)
         return
-    engine = (
-        PermitPDPEngine(pdp.url, KEY, timeout=2)
-        if kind == "pdp"
-        else PermitPDPEngine.from_permit(sdk_client(pdp.url))
-    )
+    engine = {
+        "pdp": lambda: PermitPDPEngine(pdp.url, KEY, timeout=2),
+        "permit_client": lambda: PermitPDPEngine.from_permit(sdk_client(pdp.url)),
+        "sdk": lambda: PermitPDPEngine.from_permit(sdk_client(pdp.url), through_sdk=True),
+    }[kind]()
     async with engine:
         yield engine
 
@@ -77,9 +77,9 @@ SCENARIOS = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["local", "pdp", "sdk"])
+@pytest.mark.parametrize("kind", ["local", "pdp", "permit_client", "sdk"])
 async def test_engines_agree(kind: str, pdp: LocalPDP) -> None:
-    """The embedded engine, the PDP engine and the permit SDK give identical decisions."""
+    """The embedded engine, the PDP engine (direct or from a client) and the SDK agree."""
     caller = Caller()
     mcp = build_server()
     outcomes = []
@@ -231,7 +231,7 @@ def _request() -> Any:
 @pytest.mark.parametrize(
     ("fault", "error"),
     [
-        (Fault.delay(3.0), "TimeoutError"),
+        (Fault.delay(3.0), "did not answer within"),
         (Fault.malformed_json(), "JSONDecodeError"),
         (Fault.status(503), "PermitConnectionError"),
         (Fault.drop(), "PermitConnectionError"),
@@ -240,7 +240,7 @@ def _request() -> Any:
 )
 async def test_sdk_failures_fail_closed(pdp: LocalPDP, fault: Fault, error: str) -> None:
     """Through the SDK, raw TimeoutError and JSONDecodeError deny like any other failure."""
-    engine = PermitPDPEngine.from_permit(Permit(token=KEY, pdp=pdp.url, pdp_timeout=1))
+    engine = PermitPDPEngine.from_permit(sdk_client(pdp.url), through_sdk=True, timeout=1)
     pdp.inject(fault)
     with pytest.raises(EngineError, match=error):
         await engine.check(_request())
@@ -250,7 +250,7 @@ async def test_sdk_failures_fail_closed(pdp: LocalPDP, fault: Fault, error: str)
 
 async def test_sdk_short_bulk_answer_is_an_error(pdp: LocalPDP) -> None:
     """The SDK returns a short list when the PDP does; the engine refuses to read it."""
-    engine = PermitPDPEngine.from_permit(sdk_client(pdp.url))
+    engine = PermitPDPEngine.from_permit(sdk_client(pdp.url), through_sdk=True)
     pdp.inject(Fault.short_bulk())
     with pytest.raises(EngineError, match="1 decisions for 2 checks"):
         await engine.check_many([_request(), _request()])
@@ -282,12 +282,13 @@ async def test_permit_client_keyword(pdp: LocalPDP) -> None:
     """The seed's permit_client= keyword checks through the given SDK client."""
     guard = PermitMcpMiddleware(permit_client=sdk_client(pdp.url), identity=Caller("carol"))
     assert isinstance(guard.engine, PermitPDPEngine)
-    assert guard.engine.name == "permit-sdk"
+    assert guard.engine.name == "permit-pdp"  # the client's settings, the strict client
     mcp = build_server()
     mcp.add_middleware(guard)
     async with Client(mcp) as client:
         assert (await client.call_tool("greet", {"name": "x"})).data == "hello x"
         assert (await client.call_tool("refund", {"amount": 500}, raise_on_error=False)).is_error
+    await guard.aclose()
 
 
 async def test_lifespan_closes_the_pool(pdp: LocalPDP) -> None:
@@ -317,3 +318,45 @@ async def test_concurrent_checks_share_a_small_pool(pdp: LocalPDP) -> None:
     assert all(d.allowed for d in decisions)
     assert pdp.connections <= 5
     await engine.aclose()
+
+
+async def test_permit_client_reads_answers_strictly(pdp: LocalPDP) -> None:
+    """Through permit_client=, {"allow": "no"} denies (the SDK itself would read it as True)."""
+    client = sdk_client(pdp.url)
+    strict = PermitPDPEngine.from_permit(client)
+    pdp.inject(Fault.wrong_shape({"allow": "no"}))
+    async with strict:
+        with pytest.raises(EngineError, match="unexpected shape"):
+            await strict.check(_request())
+    assert await client.check("nobody", "greet", {"type": "mcp_server"}) is True  # the hazard
+
+
+async def test_sdk_path_has_a_timeout(pdp: LocalPDP) -> None:
+    """Through the SDK (no pdp_timeout set), a stalled PDP still fails within the timeout."""
+    engine = PermitPDPEngine.from_permit(
+        Permit(token=KEY, pdp=pdp.url), through_sdk=True, timeout=0.3
+    )
+    pdp.inject(Fault.delay(2.0))
+    with pytest.raises(EngineError, match=r"within 0\.3s"):
+        await engine.check(_request())
+
+
+def test_one_engine_across_event_loops(pdp_url_and_key: tuple[str, str]) -> None:
+    """An engine used from two event loops opens a session in each and closes each cleanly."""
+    url, key = pdp_url_and_key
+    engine = PermitPDPEngine(url, key)
+
+    async def use() -> bool:
+        decision = await engine.check(_request())
+        await engine.aclose()
+        return decision.allowed
+
+    assert asyncio.run(use()) is True
+    assert asyncio.run(use()) is True
+
+
+@pytest.fixture
+def pdp_url_and_key() -> Any:
+    """A LocalPDP for synchronous tests."""
+    with LocalPDP.from_dict(POLICY, api_key=KEY) as server:
+        yield server.url, KEY

@@ -35,6 +35,7 @@ import asyncio
 import inspect
 import json
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -99,17 +100,41 @@ class PermitPDPEngine:
             "Authorization": f"Bearer {api_key.strip()}",
             "Content-Type": "application/json",
         }
-        self._http: aiohttp.ClientSession | None = None
-        self._http_loop: asyncio.AbstractEventLoop | None = None
+        # One session per event loop: a session's connections belong to the
+        # loop that opened it (servers run one loop; test suites often many).
+        self._sessions: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, aiohttp.ClientSession
+        ] = weakref.WeakKeyDictionary()
         self._sdk: Any = None
 
     @classmethod
-    def from_permit(cls, client: Any, *, bulk_chunk_size: int = 10_000) -> Self:
+    def from_permit(
+        cls,
+        client: Any,
+        *,
+        through_sdk: bool = False,
+        timeout: float | None = None,
+        bulk_chunk_size: int = 10_000,
+    ) -> Self:
         """Use an existing async ``permit.Permit`` client (the seed's ``permit_client=``).
 
-        Checks go through its ``check`` / ``bulk_check``; their failures
-        (``PermitConnectionError``, raw ``TimeoutError``, ``JSONDecodeError``...)
-        and bulk answers of the wrong length become :class:`EngineError`.
+        By default its configuration (PDP URL, API key, ``pdp_timeout``) is used
+        with this engine's own pooled, strict HTTP client: the SDK reads
+        ``{"allow": "no"}`` as an allow (``bool("no")``) and returns short bulk
+        answers silently, which no check on its result can detect.
+
+        With ``through_sdk=True`` checks go through the SDK's ``check`` /
+        ``bulk_check`` themselves (for its context store, say): its failures
+        (``PermitConnectionError``, raw ``TimeoutError``, ``JSONDecodeError``),
+        bulk answers of the wrong length and answers later than the timeout
+        become :class:`EngineError`, but its lax reading of ``allow`` remains.
+
+        Args:
+            client: The ``permit.Permit`` client.
+            through_sdk: Send checks through the SDK's own methods.
+            timeout: Seconds per PDP answer; default the client's
+                ``pdp_timeout``, else 5.
+            bulk_chunk_size: Largest number of checks in one bulk request.
 
         Raises:
             ConfigurationError: If ``client`` is not an async ``permit.Permit``.
@@ -123,14 +148,18 @@ class PermitPDPEngine:
             )
         config = getattr(client, "config", None)
         url = str(getattr(config, "pdp", "") or DEFAULT_PDP_URL)
-        timeout = getattr(config, "pdp_timeout", None)
+        configured = getattr(config, "pdp_timeout", None)
+        token = getattr(config, "token", None)
+        if not through_sdk and not (isinstance(token, str) and token.strip()):
+            raise ConfigurationError("the permit client has no API key (Permit(token=...))")
         engine = cls(
-            url if url.startswith(("http://", "https://")) else DEFAULT_PDP_URL,
-            api_key="(held by the permit client)",
-            timeout=float(timeout) if timeout else 5.0,
+            url,
+            api_key=str(token) if not through_sdk else "(held by the permit client)",
+            timeout=timeout or (float(configured) if configured else 5.0),
             bulk_chunk_size=bulk_chunk_size,
         )
-        engine._sdk = client
+        if through_sdk:
+            engine._sdk = client
         return engine
 
     @property
@@ -176,19 +205,27 @@ class PermitPDPEngine:
 
     # ------------------------------------------------------------------- HTTP
 
+    @property
+    def _http(self) -> aiohttp.ClientSession | None:
+        """The running loop's session, if it has one (for tests and inspection)."""
+        try:
+            return self._sessions.get(asyncio.get_running_loop())
+        except RuntimeError:
+            return None
+
     def _client(self) -> aiohttp.ClientSession:
         """The pooled session of the running event loop, opened on first use."""
         loop = asyncio.get_running_loop()
-        if self._http is None or self._http_loop is not loop or self._http.closed:
-            # A session's connections belong to the loop that opened them.
-            self._http = aiohttp.ClientSession(
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            session = aiohttp.ClientSession(
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 connector=aiohttp.TCPConnector(limit=self.max_connections),
                 trust_env=False,
             )
-            self._http_loop = loop
-        return self._http
+            self._sessions[loop] = session
+        return session
 
     def _where(self, path: str) -> str:
         return f"PDP at {self.url!r} ({path})"
@@ -196,7 +233,11 @@ class PermitPDPEngine:
     async def _post(self, path: str, payload: Any) -> Any:
         where = self._where(path)
         try:
-            async with self._client().post(self.url + path, data=json.dumps(payload)) as response:
+            body = json.dumps(payload)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise EngineError(f"{where}: the request cannot be sent as JSON: {exc}") from exc
+        try:
+            async with self._client().post(self.url + path, data=body) as response:
                 status = response.status
                 content_type = response.headers.get("Content-Type", "no content type")
                 raw = await response.read()
@@ -208,14 +249,22 @@ class PermitPDPEngine:
             raise EngineError(f"{where} answered HTTP {status}{_status_hint(status, raw)}")
         try:
             return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise EngineError(f"{where} answered a body that is not JSON ({content_type})") from exc
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        http, self._http, self._http_loop = self._http, None, None
-        if http is not None and not http.closed:
-            await http.close()
+        """Close the connection pools: this loop's here, other live loops' on their loop."""
+        current = asyncio.get_running_loop()
+        sessions = list(self._sessions.items())
+        self._sessions.clear()
+        for loop, session in sessions:
+            if session.closed:
+                continue
+            if loop is current:
+                await session.close()
+            elif loop.is_running() and not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(session.close(), loop)
+            # A session of a loop already closed cannot be closed any more.
 
     async def __aenter__(self) -> Self:
         return self
@@ -233,17 +282,20 @@ class PermitPDPEngine:
             if single:
                 (request,) = requests
                 body = request.to_pdp_json()
-                answers: Any = [
-                    await self._sdk.check(
-                        body["user"], body["action"], body["resource"], body["context"]
-                    )
-                ]
+                # The SDK has no timeout unless pdp_timeout is set: bound it here.
+                async with asyncio.timeout(self.timeout):
+                    answers: Any = [
+                        await self._sdk.check(
+                            body["user"], body["action"], body["resource"], body["context"]
+                        )
+                    ]
             else:
                 answers = []
                 for start in range(0, len(requests), self.bulk_chunk_size):
                     chunk = requests[start : start + self.bulk_chunk_size]
                     checks = [_sdk_query(r) for r in chunk]
-                    got = await self._sdk.bulk_check(checks)
+                    async with asyncio.timeout(self.timeout):
+                        got = await self._sdk.bulk_check(checks)
                     if not isinstance(got, list) or len(got) != len(chunk):
                         # The SDK returns a SHORT list when the PDP answers with
                         # fewer items: never read that as a partial answer.
@@ -255,9 +307,11 @@ class PermitPDPEngine:
                     answers.extend(got)
         except EngineError:
             raise
+        except TimeoutError as exc:
+            raise EngineError(f"{where} did not answer within {self.timeout}s") from exc
         except Exception as exc:
-            # PermitConnectionError, and the raw TimeoutError / JSONDecodeError
-            # the SDK lets through: all fail closed.
+            # PermitConnectionError, and the raw JSONDecodeError the SDK lets
+            # through: all fail closed.
             raise EngineError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
         decisions = []
         for answer in answers:
