@@ -669,16 +669,11 @@ def _sample_arguments(kind: Kind, item: Component, binder: ArgumentBinder) -> di
 
 def _prompt_schema(prompt: Prompt, binder: ArgumentBinder) -> dict[str, Any]:
     """Prompt arguments travel as strings; the binder knows the types the function reads."""
-    # The binder keeps the function's type adapters; a prompt has no other typed schema.
-    parameters: Mapping[str, Any] = getattr(binder, "_parameters", {})
+    # The binder knows the function's types; a prompt has no other typed schema.
     properties: dict[str, Any] = {}
     defs: dict[str, Any] = {}
     for argument in prompt.arguments or []:
-        adapter = getattr(parameters.get(argument.name), "adapter", None)
-        schema: Any = {"type": "string"}
-        if adapter is not None:
-            with contextlib.suppress(Exception):
-                schema = adapter.json_schema()
+        schema: Any = binder.json_schema(argument.name) or {"type": "string"}
         if isinstance(schema, Mapping) and isinstance(schema.get("$defs"), Mapping):
             defs.update(schema["$defs"])
         properties[argument.name] = schema

@@ -78,6 +78,16 @@ class ArgumentBinder:
         #: The argument names the function declares, in order.
         self.declared: tuple[str, ...] = tuple(parameters)
 
+    def json_schema(self, name: str) -> dict[str, Any] | None:
+        """The JSON schema of argument ``name`` as the function types it, if known."""
+        parameter = self._parameters.get(name)
+        if parameter is None or parameter.adapter is None:
+            return None
+        try:
+            return parameter.adapter.json_schema()
+        except Exception:  # some Python types have no JSON schema
+            return None
+
     def bind(
         self, arguments: Mapping[str, Any], names: Iterable[str], component: str
     ) -> dict[str, Any]:
