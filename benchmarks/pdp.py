@@ -5,8 +5,8 @@ only the client side differs. Reports medians of alternating trials:
 
 1. tools/call added latency over the same server without middleware, through
    an in-memory fastmcp.Client: (a) PermitPDPEngine, (b) the permit SDK's own
-   ``check`` (via ``permit_client=``), (c) PermitPDPEngine behind the decision
-   cache (hits);
+   ``check`` (``from_permit(client, through_sdk=True)``), (c) PermitPDPEngine
+   behind the decision cache (hits);
 2. one tools/list of N decorated tools: PDP requests and time for
    PermitPDPEngine (one bulk request) against one ``check`` per item.
 
@@ -104,7 +104,9 @@ async def main() -> None:
     async with LocalPDP.from_dict(policy(args.tools), api_key=KEY) as pdp:
         pdp_engine = PermitPDPEngine(pdp.url, KEY)
         cached_engine = CachedEngine(PermitPDPEngine(pdp.url, KEY), ttl=3600)
-        sdk_engine = PermitPDPEngine.from_permit(Permit(token=KEY, pdp=pdp.url, pdp_timeout=5))
+        sdk_engine = PermitPDPEngine.from_permit(
+            Permit(token=KEY, pdp=pdp.url, pdp_timeout=5), through_sdk=True
+        )
         naive_engine = OnePerItem(PermitPDPEngine(pdp.url, KEY))
         variants: dict[str, tuple[PolicyEngine | None, bool]] = {
             "plain": (None, True),
