@@ -22,58 +22,25 @@ import time
 from typing import Any
 
 import mcp_types as mt
+from common import per_call, per_list, server, tool_policy
 from fastmcp import Client, FastMCP
 from fastmcp.server.context import Context
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 
-from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, require_permission
+from permit_guard import LocalPolicyEngine, PermitMcpMiddleware
 from permit_guard.testing import RecordingEngine
 
 VARIANTS = ("plain", "noop", "guarded")
 
 
 def build(tools: int, variant: str) -> tuple[FastMCP[Any], RecordingEngine | None]:
-    """A server with ``tools`` decorated tools, guarded or not."""
-    mcp: FastMCP[Any] = FastMCP("bench")
-    for index in range(tools):
-
-        def fn(x: int) -> int:
-            return x
-
-        fn.__name__ = f"tool_{index}"
-        mcp.tool(require_permission()(fn))
+    """A server with ``tools`` decorated tools: plain, with a no-op middleware, or guarded."""
+    if variant == "plain":
+        return server(tools), None
     if variant == "noop":
-        mcp.add_middleware(Middleware())
-    if variant != "guarded":
-        return mcp, None
-    engine = RecordingEngine(
-        LocalPolicyEngine.from_dict(
-            {
-                "resources": {
-                    "mcp_server": {"actions": [f"tool-{index}" for index in range(tools)]},
-                    "mcp_server_tools": {"actions": ["list"]},
-                },
-                "roles": {"user": {"grants": {"mcp_server": ["*"], "mcp_server_tools": ["list"]}}},
-                "users": {"client": {"roles": ["user"]}},
-            }
-        )
-    )
-    mcp.add_middleware(PermitMcpMiddleware(engine=engine))
-    return mcp, engine
-
-
-async def time_calls(client: Client[Any], calls: int) -> float:
-    started = time.perf_counter()
-    for index in range(calls):
-        await client.call_tool("tool_0", {"x": index})
-    return (time.perf_counter() - started) / calls
-
-
-async def time_lists(client: Client[Any], lists: int) -> float:
-    started = time.perf_counter()
-    for _ in range(lists):
-        await client.list_tools()
-    return (time.perf_counter() - started) / lists
+        return server(tools, middleware=Middleware()), None
+    engine = RecordingEngine(LocalPolicyEngine.from_dict(tool_policy(tools)))
+    return server(tools, engine), engine
 
 
 async def time_hook(mcp: FastMCP[Any], calls: int) -> float:
@@ -112,11 +79,11 @@ async def main() -> None:
     try:
         for client in clients.values():  # warm-up; fills the client's schema cache
             await client.list_tools()
-            await time_calls(client, 200)
+            await per_call(client, 200)
         for _ in range(args.trials):
             for variant in VARIANTS:
-                calls[variant].append(await time_calls(clients[variant], args.calls))
-                lists[variant].append(await time_lists(clients[variant], args.lists))
+                calls[variant].append(await per_call(clients[variant], args.calls))
+                lists[variant].append(await per_list(clients[variant], args.lists))
         guarded_server, engine = servers["guarded"]
         assert engine is not None
         engine.reset()

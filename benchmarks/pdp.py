@@ -23,18 +23,16 @@ import statistics
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
-from fastmcp import Client, FastMCP
+from common import per_call, server, tool_policy
+from fastmcp import Client
 
 from permit_guard import (
     AuthzRequest,
     CachedEngine,
     Decision,
-    PermitMcpMiddleware,
     PermitPDPEngine,
     PolicyEngine,
-    require_permission,
 )
 from permit_guard.testing import LocalPDP
 
@@ -43,31 +41,6 @@ with warnings.catch_warnings():
     from permit import Permit
 
 KEY = "permit_key_FAKE_benchmark"
-
-
-def policy(tools: int) -> dict[str, Any]:
-    return {
-        "resources": {
-            "mcp_server": {"actions": [f"tool-{index}" for index in range(tools)]},
-            "mcp_server_tools": {"actions": ["list"]},
-        },
-        "roles": {"user": {"grants": {"mcp_server": ["*"], "mcp_server_tools": ["list"]}}},
-        "users": {"client": {"roles": ["user"]}},
-    }
-
-
-def server(tools: int, engine: PolicyEngine | None) -> FastMCP[Any]:
-    mcp: FastMCP[Any] = FastMCP("bench")
-    for index in range(tools):
-
-        def fn(x: int) -> int:
-            return x
-
-        fn.__name__ = f"tool_{index}"
-        mcp.tool(require_permission()(fn))
-    if engine is not None:
-        mcp.add_middleware(PermitMcpMiddleware(engine=engine, enable_audit_logging=False))
-    return mcp
 
 
 class OnePerItem:
@@ -85,14 +58,6 @@ class OnePerItem:
         return [await self.inner.check(request) for request in requests]
 
 
-async def per_call(client: Client[Any], calls: int, vary: bool) -> float:
-    started = time.perf_counter()
-    for index in range(calls):
-        # Varying the argument defeats the cache; a fixed one hits it.
-        await client.call_tool("tool_0", {"x": index if vary else 1})
-    return (time.perf_counter() - started) / calls
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=300)
@@ -101,7 +66,7 @@ async def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    async with LocalPDP.from_dict(policy(args.tools), api_key=KEY) as pdp:
+    async with LocalPDP.from_dict(tool_policy(args.tools), api_key=KEY) as pdp:
         pdp_engine = PermitPDPEngine(pdp.url, KEY)
         cached_engine = CachedEngine(PermitPDPEngine(pdp.url, KEY), ttl=3600)
         sdk_engine = PermitPDPEngine.from_permit(
@@ -115,7 +80,8 @@ async def main() -> None:
             "cached": (cached_engine, False),
         }
         clients = {
-            name: Client(server(args.tools, engine)) for name, (engine, _) in variants.items()
+            name: Client(server(args.tools, engine, audit=False))
+            for name, (engine, _) in variants.items()
         }
         for client in clients.values():
             await client.__aenter__()
@@ -131,8 +97,8 @@ async def main() -> None:
             list_samples: dict[str, list[float]] = {"bulk": [], "one-per-item": []}
             list_requests: dict[str, int] = {}
             list_clients = {
-                "bulk": Client(server(args.tools, pdp_engine)),
-                "one-per-item": Client(server(args.tools, naive_engine)),
+                "bulk": Client(server(args.tools, pdp_engine, audit=False)),
+                "one-per-item": Client(server(args.tools, naive_engine, audit=False)),
             }
             for name, client in list_clients.items():
                 async with client:

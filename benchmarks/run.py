@@ -36,7 +36,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from fastmcp import Client, FastMCP
+from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,59 +45,19 @@ from permit_guard import (
     AuthzRequest,
     CachedEngine,
     LocalPolicyEngine,
-    PermitMcpMiddleware,
     PermitPDPEngine,
     PolicyEngine,
     Principal,
     Resource,
-    require_permission,
 )
 from permit_guard.testing import LocalPDP, RecordingEngine
 from tests.serving import serve_http
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import per_call, per_list, server, tool_policy
+
 KEY = "permit_key_FAKE_benchmark"
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def tool_policy(tools: int) -> dict[str, Any]:
-    """Every tool granted to user `client`."""
-    return {
-        "resources": {
-            "mcp_server": {"actions": [f"tool-{index}" for index in range(tools)]},
-            "mcp_server_tools": {"actions": ["list"]},
-        },
-        "roles": {"user": {"grants": {"mcp_server": ["*"], "mcp_server_tools": ["list"]}}},
-        "users": {"client": {"roles": ["user"]}},
-    }
-
-
-def server(tools: int, engine: PolicyEngine | None) -> FastMCP[Any]:
-    """``tools`` decorated tools, guarded by ``engine`` when given."""
-    mcp: FastMCP[Any] = FastMCP("bench")
-    for index in range(tools):
-
-        def fn(x: int) -> int:
-            return x
-
-        fn.__name__ = f"tool_{index}"
-        mcp.tool(require_permission()(fn))
-    if engine is not None:
-        mcp.add_middleware(PermitMcpMiddleware(engine=engine))
-    return mcp
-
-
-async def per_call(client: Client[Any], calls: int, vary: bool = True) -> float:
-    started = time.perf_counter()
-    for index in range(calls):
-        await client.call_tool("tool_0", {"x": index if vary else 1})
-    return (time.perf_counter() - started) / calls
-
-
-async def per_list(client: Client[Any], lists: int) -> float:
-    started = time.perf_counter()
-    for _ in range(lists):
-        await client.list_tools()
-    return (time.perf_counter() - started) / lists
 
 
 # 1 --------------------------------------------------------------------------
@@ -148,7 +108,7 @@ async def bench_lists(sizes: list[int], trials: int) -> dict[str, Any]:
     for size in sizes:
         engine = RecordingEngine(LocalPolicyEngine.from_dict(tool_policy(size)))
         plain, guarded = Client(server(size, None)), Client(server(size, engine))
-        lists = max(2, 2000 // size)
+        lists = max(5, 10_000 // size)
         samples: dict[str, list[float]] = {"plain": [], "guarded": []}
         async with plain, guarded:
             await plain.list_tools()
@@ -192,13 +152,29 @@ async def bench_concurrency(clients: int, calls: int) -> dict[str, Any]:
             for session in sessions:
                 await session.__aexit__(None, None, None)
 
-    async with LocalPDP.from_dict(tool_policy(10), api_key=KEY) as pdp:
-        engine = PermitPDPEngine(pdp.url, KEY)
+    # The PDP runs in its own process, as a real one would: in this process it
+    # would compete with the MCP server for the GIL.
+    pdp = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("pdp_server.py")),
+        "10",
+        KEY,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert pdp.stdout is not None
+        pdp_url = (await asyncio.wait_for(pdp.stdout.readline(), 30)).decode().strip()
+        engine = PermitPDPEngine(pdp_url, KEY)
         rates: dict[str, float] = {}
         async with engine:
             for name, mcp in (("plain", server(10, None)), ("pdp", server(10, engine))):
                 async with serve_http(mcp) as url:
                     rates[name] = await hammer(url)
+    finally:
+        if pdp.stdin is not None:
+            pdp.stdin.close()
+        await asyncio.wait_for(pdp.wait(), 10)
     return {
         "clients": clients,
         "calls_per_client": calls,

@@ -56,6 +56,8 @@ from permit_guard.engines.local import LocalPolicyEngine
 from permit_guard.engines.policy import WILDCARD, Policy
 from permit_guard.exceptions import AccessDenied, ConfigurationError, EngineError
 from permit_guard.mapping import (
+    CALL_METHODS,
+    KIND_LIST_METHODS,
     LIST_METHODS,
     InvalidArguments,
     Kind,
@@ -92,20 +94,6 @@ __all__ = [
 
 DEFAULT_VARIABLE = "mcp"
 
-#: The method a call, a read or a render of each kind of component goes through.
-CALL_METHODS: Mapping[Kind, str] = {
-    "tool": "tools/call",
-    "resource": "resources/read",
-    "template": "resources/read",
-    "prompt": "prompts/get",
-}
-#: The list method of each kind of component.
-KIND_LIST_METHODS: Mapping[Kind, str] = {
-    "tool": "tools/list",
-    "resource": "resources/list",
-    "template": "resources/templates/list",
-    "prompt": "prompts/list",
-}
 _NOUNS: Mapping[Kind, str] = {
     "tool": "tool",
     "resource": "resource",

@@ -36,7 +36,10 @@ if TYPE_CHECKING:
     from permit_guard.decorators import GuardSpec
 
 __all__ = [
+    "CALL_METHODS",
+    "KIND_LIST_METHODS",
     "LIST_METHODS",
+    "LIST_METHOD_KINDS",
     "InvalidArguments",
     "MappingConfig",
     "component_request",
@@ -52,6 +55,22 @@ LIST_METHODS: Mapping[str, str] = {
     "resources/list": "resources",
     "resources/templates/list": "resources",
     "prompts/list": "prompts",
+}
+
+#: The list method of each kind of component, and back.
+KIND_LIST_METHODS: Mapping[Kind, str] = {
+    "tool": "tools/list",
+    "resource": "resources/list",
+    "template": "resources/templates/list",
+    "prompt": "prompts/list",
+}
+LIST_METHOD_KINDS: Mapping[str, Kind] = {method: kind for kind, method in KIND_LIST_METHODS.items()}
+#: The method a call, a read or a render of each kind of component goes through.
+CALL_METHODS: Mapping[Kind, str] = {
+    "tool": "tools/call",
+    "resource": "resources/read",
+    "template": "resources/read",
+    "prompt": "prompts/get",
 }
 
 _ACTION_TRANSLATION = str.maketrans({"_": "-", ".": "-", "/": "-"})

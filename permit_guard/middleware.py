@@ -58,6 +58,7 @@ from permit_guard.exceptions import (
 )
 from permit_guard.identity import IdentityExtractor, identity_from_settings
 from permit_guard.mapping import (
+    LIST_METHOD_KINDS,
     LIST_METHODS,
     InvalidArguments,
     Kind,
@@ -557,7 +558,7 @@ class PermitMcpMiddleware(Middleware):
     ) -> Sequence[C]:
         """Keep the items the caller may use: the gate and every item in ONE ``check_many``."""
         started = time.perf_counter()
-        kind: Kind = _LIST_KINDS[method]
+        kind: Kind = LIST_METHOD_KINDS[method]
         resolved = [await self._resolve(item, _item_name(item)) for item in items]
         public = [
             item
@@ -784,12 +785,6 @@ _NOUNS: Mapping[str, str] = {
     "resource": "resource",
     "template": "resource",
     "prompt": "prompt",
-}
-_LIST_KINDS: Mapping[str, Kind] = {
-    "tools/list": "tool",
-    "resources/list": "resource",
-    "resources/templates/list": "template",
-    "prompts/list": "prompt",
 }
 
 
