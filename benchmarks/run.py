@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
 import random
@@ -33,6 +34,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ from permit_guard import (
     Principal,
     Resource,
 )
-from permit_guard.testing import LocalPDP, RecordingEngine
+from permit_guard.testing import RecordingEngine
 from tests.serving import serve_http
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,13 +62,37 @@ KEY = "permit_key_FAKE_benchmark"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+@contextlib.asynccontextmanager
+async def pdp_process(tools: int) -> AsyncIterator[str]:
+    """A LocalPDP in its own process, as a real PDP would be; yields its URL.
+
+    In this process it would share the GIL with the server under test, and
+    thread hand-offs would be measured as PDP latency.
+    """
+    pdp = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("pdp_server.py")),
+        str(tools),
+        KEY,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert pdp.stdout is not None
+        yield (await asyncio.wait_for(pdp.stdout.readline(), 30)).decode().strip()
+    finally:
+        if pdp.stdin is not None:
+            pdp.stdin.close()
+        await asyncio.wait_for(pdp.wait(), 10)
+
+
 # 1 --------------------------------------------------------------------------
 
 
 async def bench_calls(trials: int, calls: int) -> dict[str, Any]:
-    async with LocalPDP.from_dict(tool_policy(10), api_key=KEY) as pdp:
-        pdp_engine = PermitPDPEngine(pdp.url, KEY)
-        cached = CachedEngine(PermitPDPEngine(pdp.url, KEY), ttl=3600)
+    async with pdp_process(10) as pdp_url:
+        pdp_engine = PermitPDPEngine(pdp_url, KEY)
+        cached = CachedEngine(PermitPDPEngine(pdp_url, KEY), ttl=3600)
         variants: dict[str, tuple[PolicyEngine | None, bool]] = {
             "plain": (None, True),
             "local": (LocalPolicyEngine.from_dict(tool_policy(10)), True),
@@ -81,22 +107,38 @@ async def bench_calls(trials: int, calls: int) -> dict[str, Any]:
             for name, client in clients.items():
                 await client.list_tools()
                 await per_call(client, 50, variants[name][1])
+            round_trips: list[float] = []
+            request = AuthzRequest(
+                user=Principal(key="client"),
+                action="tool-0",
+                resource=Resource(type="mcp_server", attributes={"arg_x": 1}),
+            )
             for _ in range(trials):
                 for name, client in clients.items():
                     samples[name].append(await per_call(client, calls, variants[name][1]))
+                # One PDP round trip on its own: the engine's check, nothing else.
+                started = time.perf_counter()
+                for _ in range(calls):
+                    await pdp_engine.check(request)
+                round_trips.append((time.perf_counter() - started) / calls)
         finally:
             for client in clients.values():
                 await client.__aexit__(None, None, None)
             await pdp_engine.aclose()
             await cached.aclose()
     median = {name: statistics.median(values) * 1e6 for name, values in samples.items()}
+    round_trip = statistics.median(round_trips) * 1e6
     return {
-        name: {
-            "us": round(value, 1),
-            "added_us": round(value - median["plain"], 1),
-            "ratio": round(value / median["plain"], 3),
-        }
-        for name, value in median.items()
+        "pdp_round_trip_us": round(round_trip, 1),
+        "pdp_added_per_round_trip": round((median["pdp"] - median["plain"]) / round_trip, 2),
+        **{
+            name: {
+                "us": round(value, 1),
+                "added_us": round(value - median["plain"], 1),
+                "ratio": round(value / median["plain"], 3),
+            }
+            for name, value in median.items()
+        },
     }
 
 
@@ -152,29 +194,13 @@ async def bench_concurrency(clients: int, calls: int) -> dict[str, Any]:
             for session in sessions:
                 await session.__aexit__(None, None, None)
 
-    # The PDP runs in its own process, as a real one would: in this process it
-    # would compete with the MCP server for the GIL.
-    pdp = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(Path(__file__).with_name("pdp_server.py")),
-        "10",
-        KEY,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert pdp.stdout is not None
-        pdp_url = (await asyncio.wait_for(pdp.stdout.readline(), 30)).decode().strip()
+    async with pdp_process(10) as pdp_url:
         engine = PermitPDPEngine(pdp_url, KEY)
         rates: dict[str, float] = {}
         async with engine:
             for name, mcp in (("plain", server(10, None)), ("pdp", server(10, engine))):
                 async with serve_http(mcp) as url:
                     rates[name] = await hammer(url)
-    finally:
-        if pdp.stdin is not None:
-            pdp.stdin.close()
-        await asyncio.wait_for(pdp.wait(), 10)
     return {
         "clients": clients,
         "calls_per_client": calls,
@@ -282,7 +308,7 @@ def table(report: dict[str, Any]) -> str:
     for name, label in (
         ("plain", "no middleware"),
         ("local", "guard + LocalPolicyEngine"),
-        ("pdp", "guard + PermitPDPEngine -> LocalPDP"),
+        ("pdp", "guard + PermitPDPEngine -> LocalPDP process"),
         ("cached", "guard + PDP engine, cache hits"),
     ):
         row = calls[name]
@@ -290,6 +316,10 @@ def table(report: dict[str, Any]) -> str:
             f"   {label:<38}{row['us']:>9.1f} us  added {row['added_us']:>8.1f} us"
             f"  ratio {row['ratio']:.3f}"
         )
+    lines.append(
+        f"   one PDP round trip on its own (engine.check): {calls['pdp_round_trip_us']:.1f} us;"
+        f" PDP added / round trip: {calls['pdp_added_per_round_trip']:.2f}"
+    )
     lines += ["", "2. tools/list, guarded (local engine) vs plain"]
     for size, row in report["lists"].items():
         lines.append(
