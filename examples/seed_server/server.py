@@ -9,7 +9,7 @@ JWT), ``greet``, ``greet-jwt`` (greets the user of the verified token) and
 
 It decides with ``policy.yaml`` beside this file, or with a Permit.io PDP when
 ``PERMIT_MCP_PERMIT_API_KEY`` is set (``PERMIT_MCP_PERMIT_PDP_URL``, default
-``http://localhost:7766``). The JWT secret comes from ``SEED_JWT_SECRET``; the
+``http://localhost:7766``). The JWT secret comes from ``PERMIT_MCP_IDENTITY_JWT_SECRET``; the
 development default is obviously fake and logs a warning.
 """
 
@@ -41,9 +41,11 @@ TOKEN_LIFETIME = datetime.timedelta(minutes=15)
 
 
 def jwt_secret() -> str:
-    secret = os.environ.get("SEED_JWT_SECRET", "")
+    secret = os.environ.get("PERMIT_MCP_IDENTITY_JWT_SECRET", "")
     if not secret:
-        logger.warning("SEED_JWT_SECRET is not set: using the FAKE development secret")
+        logger.warning(
+            "PERMIT_MCP_IDENTITY_JWT_SECRET is not set: using the FAKE development secret"
+        )
         return DEV_SECRET
     return secret
 
