@@ -39,3 +39,16 @@ def test_quickstart_shows_allow_and_deny() -> None:
     assert re.search(r"refund\(amount=50, currency='EUR'\)\s+ALLOW\s+user set 'finance'", bob)
     assert re.search(r"refund\(amount=500, currency='EUR'\)\s+DENY", bob)
     assert re.search(r"debug_dump\(\)\s+DENY\s+undecorated under default deny", out)
+
+
+def test_every_setting_is_documented() -> None:
+    """Each GuardSettings field appears as its PERMIT_MCP_ variable in the guide or identity docs."""
+    from permit_guard.settings import GuardSettings
+
+    text = (ROOT / "docs" / "guide.md").read_text() + (ROOT / "docs" / "identity.md").read_text()
+    missing = [
+        f"PERMIT_MCP_{name.upper()}"
+        for name in GuardSettings.model_fields
+        if f"PERMIT_MCP_{name.upper()}" not in text
+    ]
+    assert missing == []
