@@ -42,7 +42,7 @@ def test_quickstart_shows_allow_and_deny() -> None:
 
 
 def test_every_setting_is_documented() -> None:
-    """Each GuardSettings field appears as its PERMIT_MCP_ variable in the guide or identity docs."""
+    """Each GuardSettings field appears as its PERMIT_MCP_ variable in the guide or identity doc."""
     from permit_guard.settings import GuardSettings
 
     text = (ROOT / "docs" / "guide.md").read_text() + (ROOT / "docs" / "identity.md").read_text()
