@@ -1,6 +1,6 @@
 """Pure mapping from an MCP request to the question asked of the policy engine.
 
-The seed's documented contract, with a decorator's explicit ``resource``,
+permit-fastmcp's documented contract, with a decorator's explicit ``resource``,
 ``action`` and ``key`` taking precedence for that component:
 
 ===========================  =========================  ============  ==============

@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_BYPASSED_METHODS", "DEFAULT_KNOWN_METHODS", "GuardSettings",
 
 ENV_PREFIX = "PERMIT_MCP_"
 
-#: The seed's documented list, plus ``resources/templates/list``, which newer
+#: permit-fastmcp's documented list, plus ``resources/templates/list``, which newer
 #: clients send and which would otherwise be refused as unknown.
 DEFAULT_KNOWN_METHODS: tuple[str, ...] = (
     "tools/list",
@@ -32,7 +32,7 @@ DEFAULT_KNOWN_METHODS: tuple[str, ...] = (
     "prompts/get",
 )
 
-#: The seed's documented list, plus FastMCP 4's ``server/discover`` handshake.
+#: permit-fastmcp's documented list, plus FastMCP 4's ``server/discover`` handshake.
 DEFAULT_BYPASSED_METHODS: tuple[str, ...] = (
     "initialize",
     "ping",

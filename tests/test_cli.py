@@ -735,7 +735,7 @@ EXPORT_SEED = command("export", SEED)
 
 
 def test_export_json_matches_the_permit_api_example(runs: dict[Command, Run]) -> None:
-    """The seed server's export is the resources of docs/example_policies/permit-api.json."""
+    """The example server's export is the resources of docs/example_policies/permit-api.json."""
     run = runs[EXPORT_SEED]
     assert (run.code, run.err) == (0, "")
     requests = run.json()["requests"]

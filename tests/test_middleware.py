@@ -186,7 +186,7 @@ async def test_default_deny_hides_undecorated_without_asking(
     assert engine.calls == []
 
 
-async def test_default_deny_off_checks_undecorated_with_seed_mapping(
+async def test_default_deny_off_checks_undecorated_with_default_mapping(
     guarded: GuardFactory, engine: RecordingEngine, caller: Caller
 ) -> None:
     """Without default deny an undecorated tool is checked as mcp_server:<name>."""

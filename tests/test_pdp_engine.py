@@ -279,7 +279,7 @@ def test_bad_construction() -> None:
 
 
 async def test_permit_client_keyword(pdp: LocalPDP) -> None:
-    """The seed's permit_client= keyword checks through the given SDK client."""
+    """permit-fastmcp's permit_client= keyword checks with the given client's settings."""
     guard = PermitMcpMiddleware(permit_client=sdk_client(pdp.url), identity=Caller("carol"))
     assert isinstance(guard.engine, PermitPDPEngine)
     assert guard.engine.name == "permit-pdp"  # the client's settings, the strict client

@@ -116,7 +116,7 @@ class PermitPDPEngine:
         timeout: float | None = None,
         bulk_chunk_size: int = 10_000,
     ) -> Self:
-        """Use an existing async ``permit.Permit`` client (the seed's ``permit_client=``).
+        """Use an existing async ``permit.Permit`` client (permit-fastmcp's ``permit_client=``).
 
         By default its configuration (PDP URL, API key, ``pdp_timeout``) is used
         with this engine's own pooled, strict HTTP client: the SDK reads
