@@ -43,8 +43,6 @@ from typing import Any, Literal
 import mcp_types as mt
 from fastmcp import FastMCP
 from fastmcp.prompts.base import Prompt
-from fastmcp.resources.base import Resource as FastMCPResource
-from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.context import Context
 from fastmcp.server.middleware import MiddlewareContext
 
@@ -66,7 +64,14 @@ from permit_guard.mapping import (
 )
 from permit_guard.middleware import PermitMcpMiddleware, compile_patterns
 from permit_guard.model import AuthzRequest, Decision, Principal
-from permit_guard.registry import Component, find_prompt, find_resource, find_tool, resolve
+from permit_guard.registry import (
+    Component,
+    component_name,
+    find_prompt,
+    find_resource,
+    find_tool,
+    resolve,
+)
 from permit_guard.settings import GuardSettings, load_settings
 
 __all__ = [
@@ -493,7 +498,7 @@ async def inventory(server: FastMCP[Any], settings: GuardSettings) -> Inventory:
 async def _describe(
     kind: Kind, item: Component, guard: PermitMcpMiddleware, principal: Principal
 ) -> ComponentInfo:
-    name = _name_of(item)
+    name = component_name(item)
     common: dict[str, Any] = {
         "kind": kind,
         "name": name,
@@ -586,14 +591,6 @@ def _request(
         # A sample the function's own validation refuses (a pattern, a bound):
         # attribute names do not depend on the values, so map them unvalidated.
         return build(None)
-
-
-def _name_of(item: Component) -> str:
-    if isinstance(item, ResourceTemplate):
-        return item.uri_template
-    if isinstance(item, FastMCPResource):
-        return str(item.uri)
-    return str(item.name)
 
 
 def _key_source(kind: Kind, spec: GuardSpec | None) -> Source | None:

@@ -58,6 +58,7 @@ from permit_guard.exceptions import (
 )
 from permit_guard.identity import IdentityExtractor, identity_from_settings
 from permit_guard.mapping import (
+    CALL_METHODS,
     LIST_METHOD_KINDS,
     LIST_METHODS,
     InvalidArguments,
@@ -71,6 +72,7 @@ from permit_guard.model import AuthzRequest, Decision, Principal
 from permit_guard.registry import (
     Component,
     Resolved,
+    component_name,
     find_prompt,
     find_resource,
     find_tool,
@@ -92,7 +94,7 @@ C = TypeVar("C", bound=Component)
 T = TypeVar("T")
 
 #: Methods that carry a component: always checked, whatever the bypass list says.
-COMPONENT_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+COMPONENT_METHODS = frozenset(CALL_METHODS.values())
 #: Handled by the typed hooks; ``on_request`` leaves them alone.
 _TYPED_METHODS = COMPONENT_METHODS | frozenset(LIST_METHODS)
 #: The protocol handshake: a client that cannot complete it cannot even reach
@@ -559,7 +561,7 @@ class PermitMcpMiddleware(Middleware):
         """Keep the items the caller may use: the gate and every item in ONE ``check_many``."""
         started = time.perf_counter()
         kind: Kind = LIST_METHOD_KINDS[method]
-        resolved = [await self._resolve(item, _item_name(item)) for item in items]
+        resolved = [await self._resolve(item, component_name(item)) for item in items]
         public = [
             item
             for item, found in zip(items, resolved, strict=True)
@@ -586,7 +588,7 @@ class PermitMcpMiddleware(Middleware):
             try:
                 request = component_request(
                     kind=_item_kind(kind, item),
-                    name=_item_name(item),
+                    name=component_name(item),
                     method=method,
                     principal=principal,
                     spec=found.spec,
@@ -808,14 +810,6 @@ def _is_public(spec: Any) -> bool:
 
 def _item_kind(kind: Kind, item: Any) -> Kind:
     return "template" if isinstance(item, ResourceTemplate) else kind
-
-
-def _item_name(item: Any) -> str:
-    if isinstance(item, ResourceTemplate):
-        return item.uri_template
-    if isinstance(item, FastMCPResource):
-        return str(item.uri)
-    return str(item.name)
 
 
 def _on_wire(denial: AccessDenied) -> MCPError:

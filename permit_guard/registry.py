@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Component",
     "Resolved",
+    "component_name",
     "decorated_functions",
     "find_prompt",
     "find_resource",
@@ -244,6 +245,15 @@ async def find_resource(
     if template is None:
         return None, {}
     return template, dict(template.matches(uri) or {})
+
+
+def component_name(component: Component) -> str:
+    """How requests name a component: a tool or prompt name, a URI, or a URI template."""
+    if isinstance(component, ResourceTemplate):
+        return component.uri_template
+    if isinstance(component, Resource):
+        return str(component.uri)
+    return str(component.name)
 
 
 def requested_version(meta: Mapping[str, Any] | None) -> VersionSpec | None:

@@ -38,14 +38,13 @@ from permit_guard.engines.policy import (
     load_policy,
     read_policy_file,
 )
+from permit_guard.mapping import LIST_METHODS
 from permit_guard.model import AuthzRequest, Decision
 
 __all__ = ["LISTING_METHODS", "LocalPolicyEngine", "is_listing"]
 
 #: The MCP methods whose per-item checks are answered by the listing rule.
-LISTING_METHODS: Final = frozenset(
-    {"tools/list", "resources/list", "resources/templates/list", "prompts/list"}
-)
+LISTING_METHODS: Final = frozenset(LIST_METHODS)
 
 
 def is_listing(request: AuthzRequest) -> bool:
