@@ -1,8 +1,16 @@
 """Policy engines: the protocol and its implementations."""
 
-from permit_guard.engines.base import PolicyEngine
+from permit_guard.engines.base import Closable, PolicyEngine
 from permit_guard.engines.cache import CachedEngine
+from permit_guard.engines.factory import engine_from_settings
 from permit_guard.engines.local import LocalPolicyEngine
 from permit_guard.engines.permit import PermitPDPEngine
 
-__all__ = ["CachedEngine", "LocalPolicyEngine", "PermitPDPEngine", "PolicyEngine"]
+__all__ = [
+    "CachedEngine",
+    "Closable",
+    "LocalPolicyEngine",
+    "PermitPDPEngine",
+    "PolicyEngine",
+    "engine_from_settings",
+]

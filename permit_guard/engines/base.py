@@ -1,4 +1,4 @@
-"""The protocol every policy engine implements."""
+"""The protocols a policy engine implements."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from permit_guard.model import AuthzRequest, Decision
 
-__all__ = ["PolicyEngine"]
+__all__ = ["Closable", "PolicyEngine", "close_engine"]
 
 
 @runtime_checkable
@@ -15,7 +15,7 @@ class PolicyEngine(Protocol):
     """Answers authorization requests.
 
     Implementations raise :class:`permit_guard.exceptions.EngineError` when
-    they cannot decide; the middleware then denies (fails closed).
+    they cannot decide; the guard then denies (fails closed).
     """
 
     @property
@@ -30,3 +30,18 @@ class PolicyEngine(Protocol):
     async def check_many(self, requests: Sequence[AuthzRequest]) -> list[Decision]:
         """Decide many requests in one round trip; answers in request order."""
         ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """An engine holding connections, closed when the server stops."""
+
+    async def aclose(self) -> None:
+        """Release the engine's connections; the engine may be used again afterwards."""
+        ...
+
+
+async def close_engine(engine: object) -> None:
+    """Close ``engine`` if it holds connections (a no-op otherwise)."""
+    if isinstance(engine, Closable):
+        await engine.aclose()

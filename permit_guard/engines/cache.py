@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from permit_guard.engines.base import PolicyEngine
+from permit_guard.engines.base import PolicyEngine, close_engine
 from permit_guard.exceptions import ConfigurationError
 from permit_guard.model import AuthzRequest, Decision
 
@@ -103,9 +103,7 @@ class CachedEngine:
 
     async def aclose(self) -> None:
         """Close the wrapped engine, if it has anything to close."""
-        close = getattr(self.inner, "aclose", None)
-        if close is not None:
-            await close()
+        await close_engine(self.inner)
 
     def _get(self, key: str) -> Decision | None:
         entry = self._entries.get(key)

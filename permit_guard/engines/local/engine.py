@@ -15,30 +15,25 @@ Example:
     ...         "users": {"bob": {"roles": ["viewer"]}},
     ...     }
     ... )
-    >>> engine.decide(
+    >>> decision = engine.decide(
     ...     AuthzRequest(
     ...         user=Principal(key="bob"), action="greet", resource=Resource(type="mcp_server")
     ...     )
     ... )
-    Decision(allowed=True, reason="role 'viewer' grants mcp_server:greet in tenant 'default'")
+    >>> decision.allowed, decision.reason
+    (True, "role 'viewer' grants mcp_server:greet in tenant 'default'")
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Final, Self
 
-from permit_guard.engines.conditions import Condition, Subject
-from permit_guard.engines.policy import (
-    WILDCARD,
-    LoadedPolicy,
-    load_policy,
-    read_policy_file,
-)
-from permit_guard.mapping import LIST_METHODS
+from permit_guard.engines.local.conditions import Subject
+from permit_guard.engines.local.indexes import DecisionIndex, Grants, ResourceSet
+from permit_guard.engines.local.loading import LoadedPolicy, load_policy, read_policy_file
+from permit_guard.methods import LIST_METHODS
 from permit_guard.model import AuthzRequest, Decision
 
 __all__ = ["LISTING_METHODS", "LocalPolicyEngine", "is_listing"]
@@ -59,52 +54,6 @@ def is_listing(request: AuthzRequest) -> bool:
     method = request.resource.attributes.get("mcp_method")
     # isinstance first: an unhashable value must not raise in the frozenset look-up.
     return isinstance(method, str) and method in LISTING_METHODS
-
-
-@dataclass(frozen=True, slots=True)
-class _ResourceSet:
-    name: str
-    condition: Condition
-
-
-@dataclass(frozen=True, slots=True)
-class _UserSetGrant:
-    name: str
-    condition: Condition
-    #: None: the grant is on the whole resource type.
-    resource_set: _ResourceSet | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Grants:
-    """Everything that may grant one action on one resource type."""
-
-    roles: frozenset[str]
-    roles_via_sets: Mapping[str, tuple[_ResourceSet, ...]]
-    user_sets: tuple[_UserSetGrant, ...]
-    resource_roles: frozenset[str]
-
-
-@dataclass
-class _GrantsBuilder:
-    roles: set[str] = field(default_factory=set)
-    roles_via_sets: dict[str, list[_ResourceSet]] = field(default_factory=dict)
-    user_sets: list[_UserSetGrant] = field(default_factory=list)
-    resource_roles: set[str] = field(default_factory=set)
-
-    def build(self) -> _Grants:
-        return _Grants(
-            roles=frozenset(self.roles),
-            roles_via_sets=MappingProxyType(
-                {role: tuple(sets) for role, sets in self.roles_via_sets.items()}
-            ),
-            user_sets=tuple(self.user_sets),
-            resource_roles=frozenset(self.resource_roles),
-        )
-
-
-def _expand(actions: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
-    return tuple(known) if WILDCARD in actions else tuple(dict.fromkeys(actions))
 
 
 class LocalPolicyEngine:
@@ -134,80 +83,18 @@ class LocalPolicyEngine:
         """Build the decision indexes of a checked policy.
 
         Args:
-            loaded: A policy from :func:`~permit_guard.engines.policy.load_policy`
-                or :func:`~permit_guard.engines.policy.read_policy_file`.
+            loaded: A policy from :func:`~permit_guard.engines.local.loading.load_policy`
+                or :func:`~permit_guard.engines.local.loading.read_policy_file`.
         """
-        policy = loaded.policy
+        index = DecisionIndex.build(loaded)
         self._source = loaded.source
-        self._resource_actions: Mapping[str, frozenset[str]] = MappingProxyType(
-            {name: frozenset(r.actions) for name, r in policy.resources.items()}
-        )
-        sets = {
-            name: _ResourceSet(name, loaded.resource_set_conditions[name])
-            for name in policy.resource_sets
-        }
-        builders = {
-            (type_name, action): _GrantsBuilder()
-            for type_name, resource in policy.resources.items()
-            for action in resource.actions
-        }
-
-        def targets(
-            grants: Mapping[str, list[str]],
-        ) -> list[tuple[str, str, _ResourceSet | None]]:
-            """(type, action, resource set or None) for every action a grant list gives."""
-            found: list[tuple[str, str, _ResourceSet | None]] = []
-            for target, actions in grants.items():
-                resource_set = sets.get(target)
-                type_name = policy.resource_sets[target].resource if resource_set else target
-                known = policy.resources[type_name].actions
-                found.extend((type_name, a, resource_set) for a in _expand(actions, known))
-            return found
-
-        for role_name, role in policy.roles.items():
-            for type_name, action, resource_set in targets(role.grants):
-                builder = builders[type_name, action]
-                if resource_set is None:
-                    builder.roles.add(role_name)
-                else:
-                    builder.roles_via_sets.setdefault(role_name, []).append(resource_set)
-        for set_name, user_set in policy.user_sets.items():
-            condition = loaded.user_set_conditions[set_name]
-            for type_name, action, resource_set in targets(user_set.grants):
-                builders[type_name, action].user_sets.append(
-                    _UserSetGrant(set_name, condition, resource_set)
-                )
-        for type_name, resource in policy.resources.items():
-            for role_name, actions in resource.roles.items():
-                for action in _expand(actions, resource.actions):
-                    builders[type_name, action].resource_roles.add(role_name)
-        self._grants: Mapping[tuple[str, str], _Grants] = MappingProxyType(
-            {key: builder.build() for key, builder in builders.items()}
-        )
-
-        user_roles: dict[tuple[str, str], tuple[str, ...]] = {}
-        instance_roles: dict[tuple[str, str, str], tuple[str, ...]] = {}
-        for user_key, user in policy.users.items():
-            for tenant, role_names in user.roles_by_tenant().items():
-                user_roles[tenant, user_key] = tuple(dict.fromkeys(role_names))
-            for instance, role_names in user.resource_roles.items():
-                type_name, _, key = instance.partition(":")
-                instance_roles[user_key, type_name, key] = tuple(dict.fromkeys(role_names))
-        self._user_roles: Mapping[tuple[str, str], tuple[str, ...]] = MappingProxyType(user_roles)
-        self._instance_roles: Mapping[tuple[str, str, str], tuple[str, ...]] = MappingProxyType(
-            instance_roles
-        )
-        roles_on_type: dict[tuple[str, str], dict[str, str]] = {}
-        for (holder, held_type, held_key), held_roles in instance_roles.items():
-            for role_name in held_roles:
-                roles_on_type.setdefault((holder, held_type), {}).setdefault(role_name, held_key)
+        self._resource_actions: Mapping[str, frozenset[str]] = index.resource_actions
+        self._grants: Mapping[tuple[str, str], Grants] = index.grants
+        self._user_roles: Mapping[tuple[str, str], tuple[str, ...]] = index.user_roles
+        self._instance_roles: Mapping[tuple[str, str, str], tuple[str, ...]] = index.instance_roles
         # (user, type) -> {resource role: one instance holding it}, for the listing rule.
-        self._roles_on_type: Mapping[tuple[str, str], Mapping[str, str]] = MappingProxyType(
-            {pair: MappingProxyType(roles) for pair, roles in roles_on_type.items()}
-        )
-        self._user_attributes: Mapping[str, Mapping[str, Any]] = MappingProxyType(
-            {key: MappingProxyType(dict(u.attributes)) for key, u in policy.users.items()}
-        )
+        self._roles_on_type: Mapping[tuple[str, str], Mapping[str, str]] = index.roles_on_type
+        self._user_attributes: Mapping[str, Mapping[str, Any]] = index.user_attributes
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Self:
@@ -388,7 +275,7 @@ class LocalPolicyEngine:
         )
 
     @staticmethod
-    def _set_admits(resource_set: _ResourceSet, subject: Subject, listing: bool) -> bool:
+    def _set_admits(resource_set: ResourceSet, subject: Subject, listing: bool) -> bool:
         # The listing rule: a list shows what the caller may call for SOME
         # arguments, so a resource-set grant counts unless its condition is
         # false whatever the absent arguments are. The call itself is checked

@@ -1,0 +1,172 @@
+"""The local policy file's model: its sections and entries, as frozen pydantic models.
+
+The file is YAML or JSON; every section is optional::
+
+    resources:                  # resource types, their actions, their resource roles
+      invoice:
+        actions: [read, delete]
+        roles: {owner: [read, delete]}
+    resource_sets:              # ABAC on the resource
+      small_refunds: {resource: mcp_server, condition: {...}}
+    user_sets:                  # ABAC on the user; grants like a role
+      finance: {condition: {...}, grants: {small_refunds: [refund]}}
+    roles:
+      admin: {grants: {mcp_server: ["*"]}}
+    users:
+      alice: {roles: [admin]}
+      bob:
+        roles: {default: [viewer], acme: [admin]}
+        attributes: {department: finance}
+        resource_roles: {"invoice:42": [owner]}
+
+These models check the shape only; cross-references and conditions are checked
+by :func:`~permit_guard.engines.local.loading.load_policy`. See
+``docs/policy-file.md`` for the full format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from permit_guard.model import DEFAULT_TENANT
+
+__all__ = [
+    "WILDCARD",
+    "Policy",
+    "PolicyResourceSet",
+    "PolicyResourceType",
+    "PolicyRole",
+    "PolicyUser",
+    "PolicyUserSet",
+]
+
+#: In a grant, every action of the resource type.
+WILDCARD: Final = "*"
+
+
+class _Model(BaseModel):
+    # Unknown keys are typos until proven otherwise; numbers in YAML keys or
+    # names (user 1001) are meant as names.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, data: Any) -> Any:
+        # A YAML section whose entries are all commented out parses as null;
+        # read it as "nothing here" rather than as a type error.
+        if data is None:
+            return {}
+        if isinstance(data, Mapping):
+            return {
+                key: value
+                for key, value in data.items()
+                if not (
+                    value is None
+                    and key in cls.model_fields
+                    and not cls.model_fields[key].is_required()
+                )
+            }
+        return data
+
+
+class PolicyResourceType(_Model):
+    """A resource type: its actions and its resource roles.
+
+    Attributes:
+        actions: The actions that can be granted on the type.
+        roles: Resource roles (ReBAC), each with the actions it grants on the
+            instance a user holds it on.
+    """
+
+    actions: list[str] = Field(default_factory=list)
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class PolicyResourceSet(_Model):
+    """A resource set: the resources of one type whose attributes meet a condition.
+
+    Attributes:
+        resource: The resource type.
+        condition: The condition, in Permit's JSON form.
+    """
+
+    resource: str
+    condition: dict[str, Any]
+
+
+class PolicyUserSet(_Model):
+    """A user set: the users whose attributes meet a condition; grants like a role.
+
+    Attributes:
+        condition: The condition, in Permit's JSON form.
+        grants: Resource type or resource set -> actions (``"*"``: all).
+    """
+
+    condition: dict[str, Any]
+    grants: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class PolicyRole(_Model):
+    """A role.
+
+    Attributes:
+        grants: Resource type or resource set -> actions (``"*"``: all).
+    """
+
+    grants: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class PolicyUser(_Model):
+    """A user known to the policy.
+
+    Attributes:
+        roles: Role names in tenant ``default``, or tenant -> role names.
+        attributes: User attributes; a request's own user attributes win over these.
+        resource_roles: ``"<resource type>:<instance key>"`` -> resource roles.
+    """
+
+    roles: list[str] | dict[str, list[str]] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    resource_roles: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _list_or_tenant_mapping(cls, value: Any) -> Any:
+        # Checked here so a wrong shape reads as one sentence rather than as
+        # one pydantic error per member of the union.
+        def names(items: Any) -> bool:
+            return isinstance(items, list) and all(isinstance(i, str | int) for i in items)
+
+        if names(value) or (
+            isinstance(value, Mapping)
+            and all(isinstance(k, str) and names(v) for k, v in value.items())
+        ):
+            return value
+        raise ValueError("expected a list of role names, or a mapping tenant -> list of role names")
+
+    def roles_by_tenant(self) -> dict[str, list[str]]:
+        """The user's roles, tenant by tenant."""
+        if isinstance(self.roles, list):
+            return {DEFAULT_TENANT: self.roles}
+        return self.roles
+
+
+class Policy(_Model):
+    """A whole policy file.
+
+    Attributes:
+        resources: Resource types by name.
+        resource_sets: Resource sets by name.
+        user_sets: User sets by name.
+        roles: Roles by name.
+        users: Users by key.
+    """
+
+    resources: dict[str, PolicyResourceType] = Field(default_factory=dict)
+    resource_sets: dict[str, PolicyResourceSet] = Field(default_factory=dict)
+    user_sets: dict[str, PolicyUserSet] = Field(default_factory=dict)
+    roles: dict[str, PolicyRole] = Field(default_factory=dict)
+    users: dict[str, PolicyUser] = Field(default_factory=dict)
