@@ -1,10 +1,11 @@
 """Per-component authorization for FastMCP servers, backed by Permit.io or an embedded engine."""
 
 from permit_guard.audit import AuditSink, DecisionEvent, LoggingSink
-from permit_guard.decorators import GuardSpec, abac_from_args, fixed, public, require_permission
+from permit_guard.decorators import abac_from_args, public, require_permission
 from permit_guard.engines import CachedEngine, LocalPolicyEngine, PermitPDPEngine, PolicyEngine
 from permit_guard.exceptions import (
     AccessDenied,
+    AuthenticationFailed,
     ConfigurationError,
     DecoratorError,
     EngineError,
@@ -20,14 +21,10 @@ from permit_guard.identity import (
     SourceIdentity,
     TokenIdentity,
 )
-from permit_guard.middleware import (
-    AuthenticationFailed,
-    PermitMcpMiddleware,
-    create_permit_middleware,
-    current_principal,
-)
+from permit_guard.middleware import PermitMcpMiddleware, create_permit_middleware, current_principal
 from permit_guard.model import AuthzRequest, Decision, Principal, Resource
 from permit_guard.settings import GuardSettings
+from permit_guard.spec import GuardSpec, fixed
 
 __all__ = [
     "AccessDenied",

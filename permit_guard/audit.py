@@ -3,19 +3,29 @@
 A sink is any callable taking a :class:`DecisionEvent`. The default,
 :class:`LoggingSink`, writes one JSON line per event to the
 ``permit_guard.audit`` logger (INFO for allows, WARNING for denials), with the
-event's fields also attached to the record as ``record.permit_guard``.
+event's fields also attached to the record as ``record.permit_guard``. A sink
+that can say in advance which events it would drop implements
+:class:`SelectiveSink`, and the guard then skips building them.
+
+:class:`Auditor` is the one place events are made: the guard core hands it
+each verdict.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["AuditSink", "DecisionEvent", "LoggingSink"]
+from permit_guard.model import AuthzRequest, Principal
+
+__all__ = ["AuditSink", "Auditor", "DecisionEvent", "LoggingSink", "SelectiveSink"]
+
+logger = logging.getLogger("permit_guard")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,6 +84,19 @@ class DecisionEvent:
 AuditSink = Callable[[DecisionEvent], None]
 
 
+@runtime_checkable
+class SelectiveSink(Protocol):
+    """A sink that can tell, before an event is built, whether it would record it."""
+
+    def enabled_for(self, allowed: bool) -> bool:
+        """Whether an event with this outcome would be recorded."""
+        ...
+
+    def __call__(self, event: DecisionEvent) -> None:
+        """Record one event."""
+        ...
+
+
 class LoggingSink:
     """Writes each event as one JSON line to a logger (default ``permit_guard.audit``)."""
 
@@ -92,3 +115,118 @@ class LoggingSink:
         self.logger.log(
             level, json.dumps(data, default=str, sort_keys=True), extra={"permit_guard": data}
         )
+
+
+class Auditor:
+    """Turns the guard's verdicts into events for one sink; a failing sink is logged, never raised.
+
+    Args:
+        sink: Where events go; ``None`` records nothing.
+        engine: The engine's name, for list events.
+        argument_values: Whether events carry attribute values.
+    """
+
+    __slots__ = ("_enabled_for", "argument_values", "engine", "sink")
+
+    def __init__(
+        self, sink: AuditSink | None, *, engine: str, argument_values: bool = False
+    ) -> None:
+        self.sink = sink
+        self.engine = engine
+        self.argument_values = argument_values
+        self._enabled_for = sink.enabled_for if isinstance(sink, SelectiveSink) else None
+
+    def wants(self, allowed: bool) -> bool:
+        """Whether an event with this outcome would be recorded (skip building it if not)."""
+        if self.sink is None:
+            return False
+        return self._enabled_for is None or bool(self._enabled_for(allowed))
+
+    def decision(
+        self,
+        *,
+        allowed: bool,
+        method: str,
+        component: str | None,
+        reason: str,
+        engine: str,
+        principal: Principal | None,
+        request: AuthzRequest | None = None,
+        started: float | None = None,
+        cached: bool = False,
+    ) -> None:
+        """One event for one decision; ``request`` is what the engine was asked, if it was."""
+        if not self.wants(allowed):
+            return
+        duration = 0.0 if started is None else _elapsed_ms(started)
+        if request is None:
+            self._emit(
+                DecisionEvent(
+                    allowed=allowed,
+                    user=principal.key if principal else None,
+                    tenant=principal.tenant if principal else None,
+                    method=method,
+                    component=component,
+                    reason=reason,
+                    engine=engine,
+                    duration_ms=duration,
+                )
+            )
+            return
+        attributes = request.resource.attributes
+        self._emit(
+            DecisionEvent(
+                allowed=allowed,
+                user=request.user.key,
+                tenant=request.resource.tenant,
+                method=method,
+                component=component,
+                resource_type=request.resource.type,
+                resource_key=request.resource.key,
+                action=request.action,
+                attributes=tuple(attributes),
+                reason=reason,
+                engine=engine,
+                duration_ms=duration,
+                attribute_values=dict(attributes) if self.argument_values else None,
+                cached=cached,
+            )
+        )
+
+    def listing(
+        self,
+        *,
+        method: str,
+        principal: Principal | None,
+        listed: int,
+        hidden: int,
+        reason: str,
+        started: float,
+    ) -> None:
+        """One event for one list request, with its counts."""
+        if self.sink is None:
+            return
+        self._emit(
+            DecisionEvent(
+                allowed=listed > 0,
+                user=principal.key if principal else None,
+                tenant=principal.tenant if principal else None,
+                method=method,
+                reason=reason,
+                engine=self.engine,
+                duration_ms=_elapsed_ms(started),
+                listed=listed,
+                hidden=hidden,
+            )
+        )
+
+    def _emit(self, event: DecisionEvent) -> None:
+        assert self.sink is not None
+        try:
+            self.sink(event)
+        except Exception:
+            logger.exception("audit sink %r failed", self.sink)
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

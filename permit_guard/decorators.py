@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any, Literal, ParamSpec, TypeVar
+from dataclasses import replace
+from typing import Any, ParamSpec, TypeVar
 
 from permit_guard.exceptions import DecoratorError
-from permit_guard.registry import SPEC_ATTRIBUTE, register_spec
+from permit_guard.spec import SPEC_ATTRIBUTE, Fixed, GuardSpec, fixed
 
 __all__ = ["GuardSpec", "abac_from_args", "fixed", "public", "require_permission"]
 
@@ -47,73 +47,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Fixed:
-    value: str
-
-
-def fixed(value: str) -> _Fixed:
-    """A literal value for ``key`` or ``tenant``, instead of an argument name.
-
-    A plain string given as ``key`` / ``tenant`` always names an argument of
-    the function (and is checked against its signature), so a typo or a renamed
-    parameter is an error rather than a silently fixed value.
-
-    Args:
-        value: The resource key or tenant to use for every call.
-
-    Raises:
-        DecoratorError: If ``value`` is not a non-empty string.
-    """
-    if not isinstance(value, str) or not value:
-        raise DecoratorError(f"fixed() takes a non-empty string, got {value!r}", function="fixed")
-    return _Fixed(value=value)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class GuardSpec:
-    """What the guard knows about one decorated function.
-
-    Attributes:
-        mode: ``"require"`` (checked with the engine) or ``"public"``.
-        action: Explicit action, or ``None`` for the method mapping.
-        resource: Explicit resource type, or ``None`` for the method mapping.
-        key_arg: Argument whose value is the resource instance key.
-        key_value: Fixed resource instance key.
-        tenant_arg: Argument whose value is the tenant.
-        tenant_value: Fixed tenant.
-        abac_args: Arguments sent as resource attributes; ``None`` means all.
-        abac_prefix: Prefix of argument attributes; ``None`` means the setting's.
-        function: Qualified name of the function, for messages.
-    """
-
-    mode: Literal["require", "public"] | None = None
-    action: str | None = None
-    resource: str | None = None
-    key_arg: str | None = None
-    key_value: str | None = None
-    tenant_arg: str | None = None
-    tenant_value: str | None = None
-    abac_args: tuple[str, ...] | None = None
-    abac_prefix: str | None = None
-    function: str = ""
-
-    @property
-    def is_public(self) -> bool:
-        """Whether the component is never checked."""
-        return self.mode == "public"
-
-    @property
-    def is_declared(self) -> bool:
-        """Whether a requirement or ``@public`` was declared.
-
-        ``@abac_from_args`` alone only selects arguments: under default deny
-        such a component is still undecorated.
-        """
-        return self.mode is not None
-
-
-_Ref = str | _Fixed | None
+_Ref = str | Fixed | None
 
 
 def require_permission(
@@ -162,9 +96,9 @@ def require_permission(
             action=action,
             resource=resource,
             key_arg=key if isinstance(key, str) else None,
-            key_value=key.value if isinstance(key, _Fixed) else None,
+            key_value=key.value if isinstance(key, Fixed) else None,
             tenant_arg=tenant if isinstance(tenant, str) else None,
-            tenant_value=tenant.value if isinstance(tenant, _Fixed) else None,
+            tenant_value=tenant.value if isinstance(tenant, Fixed) else None,
             function=name,
         )
         _merge(fn, spec, "require_permission")
@@ -268,7 +202,6 @@ def _merge(fn: Callable[..., Any], new: GuardSpec, decorator: str) -> None:
             f"@{decorator} can only decorate functions, not {type(fn).__name__}",
             function=new.function,
         ) from exc
-    register_spec(fn, merged)
 
 
 def _requirement(spec: GuardSpec) -> tuple[object, ...]:
@@ -296,7 +229,7 @@ def _with_requirement(old: GuardSpec, new: GuardSpec) -> GuardSpec:
 
 
 def _check_ref(label: str, ref: object) -> None:
-    if ref is None or isinstance(ref, _Fixed):
+    if ref is None or isinstance(ref, Fixed):
         return
     if not isinstance(ref, str) or not ref:
         raise DecoratorError(

@@ -6,16 +6,23 @@ from fastmcp.exceptions import AuthorizationError
 
 __all__ = [
     "AccessDenied",
+    "AuthenticationFailed",
     "ConfigurationError",
     "DecoratorError",
     "EngineError",
+    "InvalidArguments",
     "PermitGuardError",
     "PolicyFileError",
+    "ServerLoadError",
+    "UnknownComponent",
 ]
 
 #: The one message a caller sees for a component it may not use or that does
 #: not exist: the two are answered alike so nobody can probe for existence.
 NOT_FOUND_OR_NOT_AUTHORIZED = "not found or not authorized"
+
+#: How a denial names each kind of component (a template is read as a resource).
+_NOUNS = {"tool": "tool", "resource": "resource", "template": "resource", "prompt": "prompt"}
 
 
 class PermitGuardError(Exception):
@@ -57,6 +64,18 @@ class EngineError(PermitGuardError):
     """The policy engine could not decide; the guard denies (fails closed)."""
 
 
+class InvalidArguments(PermitGuardError):
+    """Arguments the guard cannot map to a faithful request; the call is denied."""
+
+
+class ServerLoadError(ConfigurationError):
+    """The server named on the command line cannot be loaded."""
+
+
+class UnknownComponent(ConfigurationError):
+    """The server has no component of that name (the ``permit-guard`` command says so)."""
+
+
 class AccessDenied(PermitGuardError, AuthorizationError):
     """A request the guard refused.
 
@@ -71,3 +90,24 @@ class AccessDenied(PermitGuardError, AuthorizationError):
     ) -> None:
         super().__init__(message)
         self.component = component
+
+    @classmethod
+    def hidden(cls, kind: str, name: str) -> AccessDenied:
+        """The one answer for a denied, hidden or unknown component: all alike.
+
+        Args:
+            kind: ``tool``, ``resource``, ``template`` or ``prompt``.
+            name: The tool or prompt name, or the URI, as the request named it.
+        """
+        noun = _NOUNS.get(kind, kind)
+        return cls(
+            f"Authorization failed for {noun} {name!r}: {NOT_FOUND_OR_NOT_AUTHORIZED}",
+            component=name,
+        )
+
+
+class AuthenticationFailed(AccessDenied):
+    """The caller has no valid credentials (the identity extractor found none)."""
+
+    def __init__(self) -> None:
+        super().__init__("Authentication failed: invalid or missing credentials")

@@ -27,51 +27,24 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from permit_guard.binding import ArgumentBinder, InvalidArguments
+from permit_guard.components.binding import ArgumentBinder
+from permit_guard.exceptions import InvalidArguments
+from permit_guard.methods import LIST_METHODS, Kind
 from permit_guard.model import DEFAULT_TENANT, AuthzRequest, Principal, Resource
 
 if TYPE_CHECKING:
-    from permit_guard.decorators import GuardSpec
+    from permit_guard.settings import GuardSettings
+    from permit_guard.spec import GuardSpec
 
 __all__ = [
-    "CALL_METHODS",
-    "KIND_LIST_METHODS",
-    "LIST_METHODS",
-    "LIST_METHOD_KINDS",
-    "InvalidArguments",
     "MappingConfig",
     "component_request",
     "gate_request",
+    "generic_request",
     "normalize_action",
 ]
-
-Kind = Literal["tool", "resource", "template", "prompt"]
-
-#: List methods and the component family whose gate they check.
-LIST_METHODS: Mapping[str, str] = {
-    "tools/list": "tools",
-    "resources/list": "resources",
-    "resources/templates/list": "resources",
-    "prompts/list": "prompts",
-}
-
-#: The list method of each kind of component, and back.
-KIND_LIST_METHODS: Mapping[Kind, str] = {
-    "tool": "tools/list",
-    "resource": "resources/list",
-    "template": "resources/templates/list",
-    "prompt": "prompts/list",
-}
-LIST_METHOD_KINDS: Mapping[str, Kind] = {method: kind for kind, method in KIND_LIST_METHODS.items()}
-#: The method a call, a read or a render of each kind of component goes through.
-CALL_METHODS: Mapping[Kind, str] = {
-    "tool": "tools/call",
-    "resource": "resources/read",
-    "template": "resources/read",
-    "prompt": "prompts/get",
-}
 
 _ACTION_TRANSLATION = str.maketrans({"_": "-", ".": "-", "/": "-"})
 
@@ -96,6 +69,18 @@ class MappingConfig:
     prefix_resource_with_server_name: bool = True
     argument_prefix: str = "arg_"
     flatten_arguments: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: GuardSettings) -> MappingConfig:
+        """The mapping settings of a :class:`~permit_guard.settings.GuardSettings`."""
+        return cls(
+            server_name=settings.mcp_server_name,
+            resource_prefix=settings.resource_prefix,
+            action_prefix=settings.action_prefix,
+            prefix_resource_with_server_name=settings.prefix_resource_with_server_name,
+            argument_prefix=settings.tool_argument_prefix,
+            flatten_arguments=settings.flatten_tool_arguments,
+        )
 
     def family_type(self, family: str) -> str:
         """The resource type of a component family (``tools``, ``resources``, ``prompts``)."""
@@ -186,34 +171,36 @@ def component_request(
 
     tenant = principal.tenant or DEFAULT_TENANT
     attributes: dict[str, Any] = {}
+    # One bind per request: the key, the tenant and the selected arguments,
+    # each as the function will receive it.
+    selected: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    values: dict[str, Any] = {}
+    if not listing:
+        selected = _attribute_names(args, spec, binder)
+        names = _read_names(selected, spec)
+        values = _bind(args, names, binder, name)
     if spec is not None:
         resource_type = spec.resource or resource_type
         action = spec.action or action
         if spec.key_value is not None:
             key = spec.key_value
         elif spec.key_arg is not None:
-            key = (
-                None
-                if listing
-                else _key_from(_bound(args, binder, spec.key_arg, name), spec.key_arg, name)
-            )
+            key = None if listing else _key_from(values, spec.key_arg, name)
         if spec.tenant_value is not None:
             tenant = spec.tenant_value
         elif spec.tenant_arg is not None and not listing:
-            tenant = _tenant_from(
-                _bound(args, binder, spec.tenant_arg, name), spec.tenant_arg, name
-            )
+            tenant = _tenant_from(values, spec.tenant_arg, name)
 
     if not listing:
-        selected = spec.abac_args if spec is not None else None
         prefix = spec.abac_prefix if spec is not None else None
         if prefix is None:
             prefix = config.argument_prefix
-        values = _argument_values(args, selected, binder, name)
+        sent = values if names is selected else _only(values, selected)
         if config.flatten_arguments:
-            attributes.update(_flatten(values, prefix, name))
+            attributes.update(_flatten(sent, prefix, name))
         else:
-            attributes["arguments"] = values
+            attributes["arguments"] = sent
         _check_size(attributes, name)
     attributes["mcp_method"] = method
     attributes[name_attribute] = name
@@ -233,22 +220,47 @@ MAX_ATTRIBUTES = 256
 MAX_ATTRIBUTE_BYTES = 64 * 1024
 
 
-def _argument_values(
+def _attribute_names(
+    args: Mapping[str, Any], spec: GuardSpec | None, binder: ArgumentBinder | None
+) -> tuple[str, ...]:
+    """The arguments that become attributes: the selection, else every declared one."""
+    selected = spec.abac_args if spec is not None else None
+    if selected is not None:
+        return selected
+    if binder is not None and binder.declared:
+        # Every argument the function declares (never extras a client invents).
+        return binder.declared
+    return tuple(args)
+
+
+def _read_names(selected: tuple[str, ...], spec: GuardSpec | None) -> tuple[str, ...]:
+    """The arguments a request reads: the selected ones, plus the key and tenant arguments.
+
+    ``selected`` itself when they add nothing (the caller tests for identity).
+    """
+    names = selected
+    if spec is not None:
+        for extra in (spec.key_arg, spec.tenant_arg):
+            if extra is not None and extra not in names:
+                names = (*names, extra)
+    return names
+
+
+def _bind(
     args: Mapping[str, Any],
-    selected: tuple[str, ...] | None,
+    names: tuple[str, ...],
     binder: ArgumentBinder | None,
     component: str,
 ) -> dict[str, Any]:
-    if selected is not None:
-        names: tuple[str, ...] = selected
-    elif binder is not None and binder.declared:
-        # Every argument the function declares (never extras a client invents).
-        names = binder.declared
-    else:
-        names = tuple(args)
+    """The values of ``names`` as the function will receive them, bound in one pass."""
     if binder is None:
         return {name: args[name] for name in names if name in args}
     return binder.bind(args, names, component)
+
+
+def _only(values: Mapping[str, Any], selected: tuple[str, ...]) -> dict[str, Any]:
+    """The bound values of the selected arguments (the key or tenant bound beside them dropped)."""
+    return {name: values[name] for name in selected if name in values}
 
 
 def _flatten(values: Mapping[str, Any], prefix: str, component: str) -> dict[str, Any]:
@@ -297,13 +309,6 @@ def _check_size(attributes: Mapping[str, Any], component: str) -> None:
             f"{component}: arguments take {size} bytes as attributes, over "
             f"{MAX_ATTRIBUTE_BYTES}; select the arguments the policy needs with @abac_from_args"
         )
-
-
-def _bound(
-    args: Mapping[str, Any], binder: ArgumentBinder | None, arg: str, component: str
-) -> Mapping[str, Any]:
-    """``arg`` as the function will receive it (``"07"`` for an int key is ``7``)."""
-    return args if binder is None else binder.bind(args, (arg,), component)
 
 
 def _key_from(args: Mapping[str, Any], arg: str, component: str) -> str:

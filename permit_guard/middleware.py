@@ -21,20 +21,18 @@ Example::
         PermitMcpMiddleware(engine=LocalPolicyEngine.from_file("policy.yaml"), default_deny=True)
     )
 
-Per request: the method-level bypass, the caller's identity, the component's
-spec, one engine call (one ``check_many`` for a whole list), one audit event,
-then the call proceeds or is refused with an :class:`AccessDenied` that says
-nothing of the policy.
+Each hook finds the component(s) of the request and asks the decision core
+(:class:`~permit_guard.guard.Guard`) for a verdict: the caller's identity, the
+component's spec, one engine call (one ``check_many`` for a whole list), one
+audit event. Then the call proceeds, the list keeps what the caller may use, or
+the request is refused with an :class:`AccessDenied` that says nothing of the
+policy.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
 import mcp_types as mt
@@ -48,38 +46,24 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import Tool, ToolResult
 from mcp import MCPError
 
-from permit_guard.audit import AuditSink, DecisionEvent, LoggingSink
-from permit_guard.engines.base import PolicyEngine
-from permit_guard.exceptions import (
-    NOT_FOUND_OR_NOT_AUTHORIZED,
-    AccessDenied,
-    ConfigurationError,
-    EngineError,
-)
-from permit_guard.identity import IdentityExtractor, identity_from_settings
-from permit_guard.mapping import (
-    CALL_METHODS,
-    LIST_METHOD_KINDS,
-    LIST_METHODS,
-    InvalidArguments,
-    Kind,
-    MappingConfig,
-    component_request,
-    gate_request,
-    generic_request,
-)
-from permit_guard.model import AuthzRequest, Decision, Principal
-from permit_guard.registry import (
+from permit_guard.audit import AuditSink, LoggingSink
+from permit_guard.caller import acting_as, current_principal, from_hook, identify
+from permit_guard.components.lookup import (
     Component,
-    Resolved,
+    Target,
     component_name,
-    find_prompt,
-    find_resource,
-    find_tool,
     requested_version,
-    resolve,
+    target,
 )
-from permit_guard.settings import GuardSettings, load_settings
+from permit_guard.engines.base import PolicyEngine, close_engine
+from permit_guard.engines.factory import engine_from_settings
+from permit_guard.exceptions import AccessDenied, AuthenticationFailed
+from permit_guard.guard import Guard, Identify
+from permit_guard.identity import IdentityExtractor, identity_from_settings
+from permit_guard.mapping import MappingConfig
+from permit_guard.methods import LIST_METHOD_KINDS, TYPED_METHODS
+from permit_guard.model import Principal
+from permit_guard.settings import GuardSettings, settings_for
 
 __all__ = [
     "AuthenticationFailed",
@@ -91,45 +75,6 @@ __all__ = [
 logger = logging.getLogger("permit_guard")
 
 C = TypeVar("C", bound=Component)
-T = TypeVar("T")
-
-#: Methods that carry a component: always checked, whatever the bypass list says.
-COMPONENT_METHODS = frozenset(CALL_METHODS.values())
-#: Handled by the typed hooks; ``on_request`` leaves them alone.
-_TYPED_METHODS = COMPONENT_METHODS | frozenset(LIST_METHODS)
-#: The protocol handshake: a client that cannot complete it cannot even reach
-#: ``@public`` components, so it is let through whatever the bypass list says.
-HANDSHAKE_METHODS = frozenset({"initialize", "server/discover"})
-
-_GUARD = "guard"
-
-
-class AuthenticationFailed(AccessDenied):
-    """The caller has no valid credentials (the identity extractor found none)."""
-
-    def __init__(self) -> None:
-        super().__init__("Authentication failed: invalid or missing credentials")
-
-
-_current_principal: ContextVar[Principal | None] = ContextVar(
-    "permit_guard_principal", default=None
-)
-
-
-def current_principal() -> Principal | None:
-    """The caller the guard allowed the running tool, resource read or prompt for.
-
-    ``None`` outside a guarded call, and in ``@public`` components (which are
-    never checked, so nobody was identified). Use it to act on behalf of the
-    verified user without verifying the token again::
-
-        @mcp.tool
-        @require_permission()
-        def whoami() -> str:
-            principal = current_principal()
-            return principal.key if principal else "anonymous"
-    """
-    return _current_principal.get()
 
 
 def create_permit_middleware(**kwargs: Any) -> PermitMcpMiddleware:
@@ -145,14 +90,6 @@ def create_permit_middleware(**kwargs: Any) -> PermitMcpMiddleware:
         ))
     """
     return PermitMcpMiddleware(**kwargs)
-
-
-def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex for method patterns where ``*`` matches within one ``/`` segment."""
-    parts = ["[^/]*".join(re.escape(chunk) for chunk in p.split("*")) for p in patterns]
-    if not parts:
-        return None
-    return re.compile("|".join(f"(?:{part})" for part in parts))
 
 
 class PermitMcpMiddleware(Middleware):
@@ -211,75 +148,53 @@ class PermitMcpMiddleware(Middleware):
         settings: GuardSettings | None = None,
         **options: Any,
     ) -> None:
-        keywords = {
-            "policy_file": policy_file,
-            "permit_pdp_url": permit_pdp_url,
-            "permit_api_key": permit_api_key,
-            "cache_ttl": cache_ttl,
-        }
-        if settings is None:
-            settings = load_settings(
-                **keywords,
-                default_deny=default_deny,
-                enable_audit_logging=enable_audit_logging,
-                bypassed_methods=list(bypass_methods) if bypass_methods is not None else None,
-                **options,
-            )
-        elif (
-            any(
-                value is not None
-                for value in (
-                    *keywords.values(),
-                    default_deny,
-                    enable_audit_logging,
-                    bypass_methods,
-                )
-            )
-            or options
-        ):
-            raise ConfigurationError("pass either settings= or individual settings, not both")
-        self.settings = settings
-        self.engine = _select_engine(
-            engine,
-            permit_client,
+        settings = settings_for(
             settings,
+            policy_file=policy_file,
+            permit_pdp_url=permit_pdp_url,
+            permit_api_key=permit_api_key,
+            cache_ttl=cache_ttl,
+            default_deny=default_deny,
+            enable_audit_logging=enable_audit_logging,
+            bypassed_methods=list(bypass_methods) if bypass_methods is not None else None,
+            **options,
+        )
+        self.settings = settings
+        self.engine = engine_from_settings(
+            settings,
+            engine=engine,
+            permit_client=permit_client,
             file_given=policy_file is not None,
             key_given=permit_api_key is not None,
         )
-        self.default_deny = settings.default_deny
         self.identity: IdentityExtractor = identity or identity_from_settings(settings)
-        self._hooked = (
+        hooked = (
             type(self)._extract_principal_info is not PermitMcpMiddleware._extract_principal_info
         )
-        self.audit_sink: AuditSink | None = (
-            (audit_sink or LoggingSink()) if settings.enable_audit_logging else None
+        self._extractor = from_hook(self._extract_principal_info) if hooked else self.identity
+        #: The decision core every hook asks.
+        self.guard = Guard.from_settings(
+            settings, engine=self.engine, audit_sink=audit_sink or LoggingSink()
         )
-        self.mapping = MappingConfig(
-            server_name=settings.mcp_server_name,
-            resource_prefix=settings.resource_prefix,
-            action_prefix=settings.action_prefix,
-            prefix_resource_with_server_name=settings.prefix_resource_with_server_name,
-            argument_prefix=settings.tool_argument_prefix,
-            flatten_arguments=settings.flatten_tool_arguments,
-        )
-        self._known = frozenset(settings.known_methods)
-        self._allow_unknown = settings.unknown_methods == "allow"
-        for pattern in settings.bypassed_methods:
-            compiled = compile_patterns([pattern])
-            hits = sorted(m for m in COMPONENT_METHODS if compiled and compiled.fullmatch(m))
-            if hits:
-                raise ConfigurationError(
-                    f"bypassed_methods: {pattern!r} matches {', '.join(hits)}; calls, reads "
-                    "and prompt renders are always checked and cannot be bypassed"
-                )
-        self._bypass = compile_patterns(settings.bypassed_methods)
-        self._engine_name = getattr(self.engine, "name", type(self.engine).__name__)
+
+    @property
+    def default_deny(self) -> bool:
+        """Whether undecorated components are hidden and denied without asking the engine."""
+        return self.guard.default_deny
+
+    @property
+    def mapping(self) -> MappingConfig:
+        """How requests map to engine questions."""
+        return self.guard.mapping
+
+    @property
+    def audit_sink(self) -> AuditSink | None:
+        """Where decision events go; ``None`` when audit logging is off."""
+        return self.guard.audit.sink
 
     async def aclose(self) -> None:
         """Close the engine's connections (a no-op for the embedded engine)."""
-        close = getattr(self.engine, "aclose", None)
-        if close is not None:
-            await close()
+        await close_engine(self.engine)
 
     @property
     def lifespan(self) -> Lifespan:
@@ -288,14 +203,14 @@ class PermitMcpMiddleware(Middleware):
         ``FastMCP("name", lifespan=guard.lifespan)``, or combined with your own
         (``my_lifespan | guard.lifespan``, see ``fastmcp.server.lifespan``).
         """
-        guard = self
+        middleware = self
 
         @lifespan
         async def close_guard(server: Any) -> AsyncIterator[dict[str, Any]]:
             try:
                 yield {}
             finally:
-                await guard.aclose()
+                await middleware.aclose()
 
         return close_guard
 
@@ -308,28 +223,13 @@ class PermitMcpMiddleware(Middleware):
     ) -> Any:
         """Method-level check of requests that carry no component."""
         method = context.method or ""
-        if method in _TYPED_METHODS or method in HANDSHAKE_METHODS or self._bypassed(method):
+        if method in TYPED_METHODS:
+            # Calls and lists are decided in their typed hooks.
             return await call_next(context)
-        if method not in self._known:
-            if self._allow_unknown:
-                return await call_next(context)
-            self._audit(
-                DecisionEvent(
-                    allowed=False,
-                    user=None,
-                    method=method,
-                    reason="method is neither known nor bypassed",
-                    engine=_GUARD,
-                )
-            )
-            raise _on_wire(AccessDenied(f"Method {method!r} is not allowed", component=method))
-        principal = await self._identify(context)
-        if principal is None:
-            self._audit_unauthenticated(method, None)
-            raise _on_wire(AuthenticationFailed())
-        request = generic_request(method, principal, self.mapping)
-        decision = await self._check(request, method=method, component=None)
-        if not decision.allowed:
+        verdict = await self.guard.decide_method(method, identify=self._identifier(context))
+        if not verdict.allowed:
+            if verdict.why == "no-credentials":
+                raise _on_wire(AuthenticationFailed())
             raise _on_wire(AccessDenied(f"Method {method!r} is not allowed", component=method))
         return await call_next(context)
 
@@ -340,22 +240,16 @@ class PermitMcpMiddleware(Middleware):
     ) -> ToolResult:
         """Check a tool call with its arguments."""
         message = context.message
-        server = _server_of(context)
-        version = requested_version(message.meta)
-        tool = await _lookup(find_tool, server, message.name, version)
-        principal = await self._enforce(
-            context,
-            kind="tool",
-            name=message.name,
-            method="tools/call",
-            component=tool,
-            arguments=message.arguments or {},
+        found = await target(
+            _server_of(context),
+            "tool",
+            message.name,
+            message.arguments or {},
+            requested_version(message.meta),
         )
-        token = _current_principal.set(principal)
-        try:
+        principal = await self._enforce(context, "tools/call", found)
+        with acting_as(principal):
             return await call_next(context)
-        finally:
-            _current_principal.reset(token)
 
     async def check_resource_access(
         self, context: MiddlewareContext[mt.ReadResourceRequestParams]
@@ -367,19 +261,14 @@ class PermitMcpMiddleware(Middleware):
         self, context: MiddlewareContext[mt.ReadResourceRequestParams]
     ) -> Principal | None:
         """The read check; the caller allowed (``None`` for a public resource)."""
-        uri = str(context.message.uri)
-        server = _server_of(context)
-        version = requested_version(context.message.meta)
-        found = await _lookup(find_resource, server, uri, version)
-        component, params = found if found is not None else (None, {})
-        return await self._enforce(
-            context,
-            kind="template" if isinstance(component, ResourceTemplate) else "resource",
-            name=uri,
-            method="resources/read",
-            component=component,
-            arguments=params,
+        message = context.message
+        found = await target(
+            _server_of(context),
+            "resource",
+            str(message.uri),
+            version=requested_version(message.meta),
         )
+        return await self._enforce(context, "resources/read", found)
 
     async def on_read_resource(
         self,
@@ -393,11 +282,8 @@ class PermitMcpMiddleware(Middleware):
             principal = None
         else:
             principal = await self._check_read(context)
-        token = _current_principal.set(principal)
-        try:
+        with acting_as(principal):
             return await call_next(context)
-        finally:
-            _current_principal.reset(token)
 
     async def on_get_prompt(
         self,
@@ -406,22 +292,16 @@ class PermitMcpMiddleware(Middleware):
     ) -> PromptResult:
         """Check a prompt render with its arguments."""
         message = context.message
-        server = _server_of(context)
-        version = requested_version(message.meta)
-        prompt = await _lookup(find_prompt, server, message.name, version)
-        principal = await self._enforce(
-            context,
-            kind="prompt",
-            name=message.name,
-            method="prompts/get",
-            component=prompt,
-            arguments=message.arguments or {},
+        found = await target(
+            _server_of(context),
+            "prompt",
+            message.name,
+            message.arguments or {},
+            requested_version(message.meta),
         )
-        token = _current_principal.set(principal)
-        try:
+        principal = await self._enforce(context, "prompts/get", found)
+        with acting_as(principal):
             return await call_next(context)
-        finally:
-            _current_principal.reset(token)
 
     async def on_list_tools(
         self,
@@ -458,181 +338,31 @@ class PermitMcpMiddleware(Middleware):
     # ------------------------------------------------------------ enforcement
 
     async def _enforce(
-        self,
-        context: MiddlewareContext[Any],
-        *,
-        kind: Kind,
-        name: str,
-        method: str,
-        component: Component | None,
-        arguments: Mapping[str, Any],
+        self, context: MiddlewareContext[Any], method: str, found: Target
     ) -> Principal | None:
         """Allow (returning the caller; ``None`` for public components) or raise."""
-        resolved = await self._resolve(component, name) if component is not None else None
-        spec = resolved.spec if resolved is not None else None
-        if spec is not None and spec.is_public:
-            if self._wants(True):
-                self._audit(
-                    DecisionEvent(
-                        allowed=True,
-                        user=None,
-                        method=method,
-                        component=name,
-                        reason="public component",
-                        engine=_GUARD,
-                    )
-                )
-            return None
-        # Identity comes before existence, so a caller without credentials
-        # learns nothing about which components exist.
-        principal = await self._identify(context)
-        if principal is None:
-            self._audit_unauthenticated(method, name)
+        verdict = await self.guard.decide(method, found, identify=self._identifier(context))
+        if verdict.allowed:
+            return verdict.principal
+        if verdict.why == "no-credentials":
             raise AuthenticationFailed()
-        refusal = self._refusal(method, component, resolved)
-        if refusal is not None:
-            self._deny_without_engine(principal, method, name, refusal)
-            raise _denied(kind, name)
-        assert resolved is not None  # _refusal covers a missing component
-        try:
-            request = component_request(
-                kind=kind,
-                name=name,
-                method=method,
-                principal=principal,
-                spec=spec,
-                config=self.mapping,
-                arguments=arguments,
-                binder=resolved.binder,
-            )
-        except InvalidArguments as exc:
-            self._deny_without_engine(principal, method, name, str(exc))
-            raise _denied(kind, name) from None
-        decision = await self._check(request, method=method, component=name)
-        if decision.allowed is not True:
-            raise _denied(kind, name)
-        return principal
-
-    def _refusal(
-        self, method: str, component: Component | None, resolved: Resolved | None
-    ) -> str | None:
-        """Why a component request is denied without asking the engine, if it is."""
-        if method not in self._known and not self._allow_unknown:
-            return f"{method} is not in known_methods"
-        if component is None or resolved is None:
-            return "unknown component"
-        if resolved.spec is None or not resolved.spec.is_declared:
-            if self.default_deny:
-                return "undecorated under default deny"
-        elif not resolved.arguments_mappable:
-            return (
-                "a transformed tool of a decorated function whose requirement reads "
-                "arguments: the transform may change them, so they cannot be checked"
-            )
-        return None
-
-    async def _resolve(self, component: Component, name: str) -> Resolved | None:
-        """The component's spec; ``None`` (treated as unknown) when it cannot be found."""
-        try:
-            return await resolve(component)
-        except Exception as exc:
-            # Fail closed: a spec we cannot find might have denied.
-            logger.error("cannot resolve the guard spec of %r: %s", name, exc)
-            return None
-
-    async def _check(
-        self, request: AuthzRequest, *, method: str, component: str | None
-    ) -> Decision:
-        """One engine call; any failure is a denial (fail closed)."""
-        started = time.perf_counter()
-        try:
-            decision = await self.engine.check(request)
-            _check_decision(decision)
-        except Exception as exc:
-            # Fail closed: the cause goes to the log, never to the client.
-            logger.error("policy engine %s failed; denying: %s", self._engine_name, exc)
-            decision = Decision(allowed=False, reason=f"engine failure: {exc}")
-        self._audit_request(request, decision, method, component, started)
-        return decision
+        raise AccessDenied.hidden(found.kind, found.name)
 
     async def _filter(
         self, context: MiddlewareContext[Any], method: str, items: Sequence[C]
     ) -> Sequence[C]:
         """Keep the items the caller may use: the gate and every item in ONE ``check_many``."""
-        started = time.perf_counter()
-        kind: Kind = LIST_METHOD_KINDS[method]
-        resolved = [await self._resolve(item, component_name(item)) for item in items]
-        public = [
-            item
-            for item, found in zip(items, resolved, strict=True)
-            if found is not None and _is_public(found.spec)
-        ]
-        principal = await self._identify(context)
-        if principal is None:
-            self._audit_list(method, None, items, public, started, "no valid credentials")
-            return public
-        if method not in self._known and not self._allow_unknown:
-            self._audit_list(method, principal, items, public, started, "not in known_methods")
-            return public
-
-        requests: list[AuthzRequest] = []
-        if not self._bypassed(method):
-            requests.append(gate_request(method, principal, self.mapping))
-        gate_count = len(requests)
-        asked: dict[int, int] = {}  # position in items -> position in requests
-        for position, (item, found) in enumerate(zip(items, resolved, strict=True)):
-            if found is None or _is_public(found.spec):
-                continue
-            if self._refusal(method, item, found) is not None:
-                continue
-            try:
-                request = component_request(
-                    kind=_item_kind(kind, item),
-                    name=component_name(item),
-                    method=method,
-                    principal=principal,
-                    spec=found.spec,
-                    config=self.mapping,
-                )
-            except InvalidArguments:
-                continue
-            asked[position] = len(requests)
-            requests.append(request)
-
-        if not requests:
-            self._audit_list(method, principal, items, public, started, "nothing to ask")
-            return public
-        try:
-            decisions = await self.engine.check_many(requests)
-            if not isinstance(decisions, list) or len(decisions) != len(requests):
-                raise EngineError(
-                    f"check_many answered {len(decisions)} decisions for {len(requests)} requests"
-                )
-            for decision in decisions:
-                _check_decision(decision)
-        except Exception as exc:
-            # Fail closed, but keep @public components reachable (a login tool).
-            logger.error(
-                "policy engine %s failed on %s; listing public only: %s",
-                self._engine_name,
-                method,
-                exc,
+        kind = LIST_METHOD_KINDS[method]
+        targets = [
+            Target(
+                kind="template" if isinstance(item, ResourceTemplate) else kind,
+                name=component_name(item),
+                component=item,
             )
-            self._audit_list(method, principal, items, public, started, f"engine failure: {exc}")
-            return public
-        if gate_count and decisions[0].allowed is not True:
-            self._audit_list(
-                method, principal, items, public, started, f"gate denied: {decisions[0].reason}"
-            )
-            return public
-        kept = [
-            item
-            for position, (item, found) in enumerate(zip(items, resolved, strict=True))
-            if (found is not None and _is_public(found.spec))
-            or (position in asked and decisions[asked[position]].allowed is True)
+            for item in items
         ]
-        self._audit_list(method, principal, items, kept, started, "filtered")
-        return kept
+        verdict = await self.guard.decide_list(method, targets, identify=self._identifier(context))
+        return verdict.kept(items)
 
     def _extract_principal_info(
         self, context: MiddlewareContext[Any]
@@ -645,171 +375,9 @@ class PermitMcpMiddleware(Middleware):
         """
         raise NotImplementedError
 
-    async def _identify(self, context: MiddlewareContext[Any]) -> Principal | None:
-        """The caller, or ``None`` without valid credentials (an extractor error included)."""
-        try:
-            if self._hooked:
-                return await self._principal_from_hook(context)
-            principal = self.identity(context)
-            if inspect.isawaitable(principal):
-                principal = await principal
-        except Exception as exc:
-            # Fail closed: an extractor that breaks authenticates nobody.
-            logger.error("identity extractor %r failed: %s", self.identity, exc)
-            return None
-        if principal is not None and not isinstance(principal, Principal):
-            logger.error(
-                "identity extractor %r returned %r, not a Principal",
-                self.identity,
-                type(principal).__name__,
-            )
-            return None
-        return principal
-
-    async def _principal_from_hook(self, context: MiddlewareContext[Any]) -> Principal | None:
-        info = self._extract_principal_info(context)
-        if inspect.isawaitable(info):
-            info = await info
-        if not isinstance(info, tuple) or len(info) != 2:
-            raise TypeError(
-                f"_extract_principal_info returned {info!r}, not (user_key, attributes)"
-            )
-        key, attributes = info
-        if key is None:
-            return None
-        if not isinstance(key, str) or not key:
-            raise TypeError(f"_extract_principal_info returned user key {key!r}")
-        return Principal(key=key, attributes=dict(attributes or {}))
-
-    def _bypassed(self, method: str) -> bool:
-        return self._bypass is not None and self._bypass.fullmatch(method) is not None
-
-    # ------------------------------------------------------------------ audit
-
-    def _wants(self, allowed: bool) -> bool:
-        """Whether an event with this outcome would be recorded (skip building it if not)."""
-        if self.audit_sink is None:
-            return False
-        enabled_for = getattr(self.audit_sink, "enabled_for", None)
-        return enabled_for is None or bool(enabled_for(allowed))
-
-    def _audit(self, event: DecisionEvent) -> None:
-        if self.audit_sink is None:
-            return
-        try:
-            self.audit_sink(event)
-        except Exception:
-            logger.exception("audit sink %r failed", self.audit_sink)
-
-    def _audit_request(
-        self,
-        request: AuthzRequest,
-        decision: Decision,
-        method: str,
-        component: str | None,
-        started: float,
-    ) -> None:
-        if not self._wants(decision.allowed):
-            return
-        attributes = request.resource.attributes
-        self._audit(
-            DecisionEvent(
-                allowed=decision.allowed,
-                user=request.user.key,
-                tenant=request.resource.tenant,
-                method=method,
-                component=component,
-                resource_type=request.resource.type,
-                resource_key=request.resource.key,
-                action=request.action,
-                attributes=tuple(attributes),
-                reason=decision.reason,
-                engine=self._engine_name,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                attribute_values=dict(attributes) if self.settings.audit_argument_values else None,
-                cached=decision.cached,
-            )
-        )
-
-    def _deny_without_engine(
-        self, principal: Principal, method: str, component: str, reason: str
-    ) -> None:
-        self._audit(
-            DecisionEvent(
-                allowed=False,
-                user=principal.key,
-                tenant=principal.tenant,
-                method=method,
-                component=component,
-                reason=reason,
-                engine=_GUARD,
-            )
-        )
-
-    def _audit_unauthenticated(self, method: str, component: str | None) -> None:
-        self._audit(
-            DecisionEvent(
-                allowed=False,
-                user=None,
-                method=method,
-                component=component,
-                reason="no valid credentials",
-                engine=_GUARD,
-            )
-        )
-
-    def _audit_list(
-        self,
-        method: str,
-        principal: Principal | None,
-        items: Sequence[Any],
-        kept: Sequence[Any],
-        started: float,
-        reason: str,
-    ) -> None:
-        self._audit(
-            DecisionEvent(
-                allowed=bool(kept),
-                user=principal.key if principal else None,
-                tenant=principal.tenant if principal else None,
-                method=method,
-                reason=reason,
-                engine=self._engine_name,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                listed=len(kept),
-                hidden=len(items) - len(kept),
-            )
-        )
-
-
-_NOUNS: Mapping[str, str] = {
-    "tool": "tool",
-    "resource": "resource",
-    "template": "resource",
-    "prompt": "prompt",
-}
-
-
-def _denied(kind: Kind, name: str) -> AccessDenied:
-    """The one answer for denied, hidden and unknown components alike."""
-    return AccessDenied(
-        f"Authorization failed for {_NOUNS[kind]} {name!r}: {NOT_FOUND_OR_NOT_AUTHORIZED}",
-        component=name,
-    )
-
-
-def _check_decision(decision: object) -> None:
-    """An answer that is not a Decision with a real bool is an engine failure, not an allow."""
-    if not isinstance(decision, Decision) or not isinstance(decision.allowed, bool):
-        raise EngineError(f"engine answered {decision!r}, not a Decision")
-
-
-def _is_public(spec: Any) -> bool:
-    return spec is not None and bool(spec.is_public)
-
-
-def _item_kind(kind: Kind, item: Any) -> Kind:
-    return "template" if isinstance(item, ResourceTemplate) else kind
+    def _identifier(self, context: MiddlewareContext[Any]) -> Identify:
+        """The caller of this request, found only when the guard needs it."""
+        return lambda: identify(self._extractor, context)
 
 
 def _on_wire(denial: AccessDenied) -> MCPError:
@@ -823,90 +391,6 @@ def _on_wire(denial: AccessDenied) -> MCPError:
     return error
 
 
-async def _lookup(
-    find: Callable[..., Awaitable[T]], server: Any, name: str, version: Any
-) -> T | None:
-    """FastMCP's component lookup; a failure counts as unknown (denied), never as a crash."""
-    if server is None:
-        return None
-    try:
-        return await find(server, name, version)
-    except Exception as exc:
-        logger.error("looking up %r failed; treating it as unknown: %s", name, exc)
-        return None
-
-
 def _server_of(context: MiddlewareContext[Any]) -> Any:
     fastmcp_context = context.fastmcp_context
     return fastmcp_context.fastmcp if fastmcp_context is not None else None
-
-
-def _select_engine(
-    engine: PolicyEngine | None,
-    permit_client: Any,
-    settings: GuardSettings,
-    *,
-    file_given: bool,
-    key_given: bool,
-) -> PolicyEngine:
-    """The engine the arguments and settings name; exactly one must be named.
-
-    An explicit engine or client wins; otherwise a keyword choice wins over the
-    environment's, and two choices at the same level are an error.
-    """
-    from permit_guard.engines.cache import CachedEngine
-    from permit_guard.engines.local import LocalPolicyEngine
-    from permit_guard.engines.permit import PermitPDPEngine
-
-    chosen: PolicyEngine
-    if engine is not None or permit_client is not None:
-        clashes = [
-            name
-            for name, given in (
-                ("engine", engine is not None),
-                ("permit_client", permit_client is not None),
-                ("policy_file", file_given),
-                ("permit_api_key", key_given),
-            )
-            if given
-        ]
-        if len(clashes) > 1:
-            raise ConfigurationError(
-                f"choose one policy engine: {' and '.join(clashes)} were both given"
-            )
-        chosen = (
-            engine
-            if engine is not None
-            else PermitPDPEngine.from_permit(
-                permit_client, bulk_chunk_size=settings.pdp_bulk_chunk_size
-            )
-        )
-    else:
-        policy_file = settings.policy_file
-        api_key = settings.permit_api_key.get_secret_value()
-        if file_given != key_given:
-            # A keyword choice wins over the environment's other choice.
-            policy_file, api_key = (policy_file, "") if file_given else (None, api_key)
-        if policy_file is not None and api_key:
-            raise ConfigurationError(
-                "choose one policy engine: both a policy file (PERMIT_MCP_POLICY_FILE) and a "
-                "Permit.io API key (PERMIT_MCP_PERMIT_API_KEY) are set"
-            )
-        if policy_file is not None:
-            chosen = LocalPolicyEngine.from_file(policy_file)
-        elif api_key:
-            chosen = PermitPDPEngine(
-                settings.permit_pdp_url,
-                api_key,
-                timeout=settings.pdp_timeout,
-                bulk_chunk_size=settings.pdp_bulk_chunk_size,
-            )
-        else:
-            raise ConfigurationError(
-                "no policy engine: pass engine=..., a policy file (policy_file=... or "
-                "PERMIT_MCP_POLICY_FILE) or a Permit.io API key (permit_api_key=... or "
-                "PERMIT_MCP_PERMIT_API_KEY)"
-            )
-    if settings.cache_ttl > 0:
-        return CachedEngine(chosen, ttl=settings.cache_ttl, max_size=settings.cache_max_size)
-    return chosen

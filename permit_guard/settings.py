@@ -16,7 +16,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from permit_guard.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_BYPASSED_METHODS", "DEFAULT_KNOWN_METHODS", "GuardSettings", "load_settings"]
+__all__ = [
+    "DEFAULT_BYPASSED_METHODS",
+    "DEFAULT_KNOWN_METHODS",
+    "GuardSettings",
+    "load_settings",
+    "settings_for",
+]
 
 ENV_PREFIX = "PERMIT_MCP_"
 
@@ -131,3 +137,21 @@ def load_settings(**overrides: Any) -> GuardSettings:
             f"invalid settings: {ENV_PREFIX}{field.upper()} ({field}): not valid JSON "
             f'(lists are written like \'["initialize", "ping"]\')'
         ) from exc
+
+
+def settings_for(settings: GuardSettings | None, **keywords: Any) -> GuardSettings:
+    """Complete settings as given, or settings from keywords over the environment.
+
+    Args:
+        settings: Complete settings, used as they are; ``None`` to build them.
+        **keywords: Field values; ``None`` means "not given".
+
+    Raises:
+        ConfigurationError: When both complete settings and keywords are
+            given, or on a malformed value (see :func:`load_settings`).
+    """
+    if settings is None:
+        return load_settings(**keywords)
+    if any(value is not None for value in keywords.values()):
+        raise ConfigurationError("pass either settings= or individual settings, not both")
+    return settings

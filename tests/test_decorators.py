@@ -8,7 +8,8 @@ import pytest
 from fastmcp import FastMCP
 
 from permit_guard import DecoratorError, abac_from_args, fixed, public, require_permission
-from permit_guard.registry import resolve_spec, spec_of
+from permit_guard.components.resolve import resolve_spec
+from permit_guard.spec import spec_of
 
 
 def test_decorator_returns_the_function_itself() -> None:

@@ -10,15 +10,15 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from permit_guard import Principal, require_permission
-from permit_guard.binding import binder_for_function, binder_for_schema
+from permit_guard.components.binding import binder_for_function, binder_for_schema
+from permit_guard.exceptions import InvalidArguments
 from permit_guard.mapping import (
-    InvalidArguments,
     MappingConfig,
     component_request,
     gate_request,
     normalize_action,
 )
-from permit_guard.registry import spec_of
+from permit_guard.spec import spec_of
 
 ALICE = Principal(key="alice", tenant="acme")
 

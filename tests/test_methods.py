@@ -9,7 +9,7 @@ from fastmcp import Client, FastMCP
 from mcp import MCPError
 
 from permit_guard import ConfigurationError, LocalPolicyEngine, PermitMcpMiddleware
-from permit_guard.middleware import compile_patterns
+from permit_guard.methods import compile_patterns
 from permit_guard.testing import RecordingEngine
 
 from .conftest import POLICY, Caller, GuardFactory

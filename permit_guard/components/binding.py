@@ -28,9 +28,9 @@ from pydantic import AliasChoices, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from permit_guard.exceptions import PermitGuardError
+from permit_guard.exceptions import InvalidArguments
 
-__all__ = ["ArgumentBinder", "InvalidArguments", "binder_for_function", "binder_for_schema"]
+__all__ = ["ArgumentBinder", "binder_for_function", "binder_for_schema"]
 
 _MISSING: Any = object()
 
@@ -45,10 +45,6 @@ _JSON_TYPES: Mapping[str, tuple[type, ...]] = {
     "object": (dict,),
     "null": (type(None),),
 }
-
-
-class InvalidArguments(PermitGuardError):
-    """Arguments the guard cannot map to a faithful request; the call is denied."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,111 @@
+"""One request, decided by the guard core as the middleware would decide it.
+
+The component is looked up, classified, mapped and decided by the very code
+the middleware runs (:func:`~permit_guard.components.lookup.target` and
+:meth:`~permit_guard.guard.Guard.decide`), with the caller given on the
+command line; the component itself never runs.
+
+Example::
+
+    import asyncio
+
+    from permit_guard import LocalPolicyEngine, Principal
+    from permit_guard.cli.check import check
+    from permit_guard.cli.load import guard_settings, load_server
+
+    server = load_server("examples/quickstart.py:mcp")
+    settings, _ = guard_settings(server)
+    engine = LocalPolicyEngine.from_file("examples/policy.yaml")
+    verdict = asyncio.run(
+        check(server, settings, engine, Principal(key="bob"), kind="tool", name="greet")
+    )
+    print(verdict.allowed, verdict.reason)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from fastmcp import FastMCP
+
+from permit_guard.components.lookup import find_prompt, find_resource, find_tool, target
+from permit_guard.engines.base import PolicyEngine
+from permit_guard.exceptions import EngineError, UnknownComponent
+from permit_guard.guard import Guard, known
+from permit_guard.methods import CALL_METHODS
+from permit_guard.model import Principal
+from permit_guard.settings import GuardSettings
+from permit_guard.verdict import Verdict
+
+__all__ = ["check", "require_component"]
+
+
+async def check(
+    server: FastMCP[Any],
+    settings: GuardSettings,
+    engine: PolicyEngine,
+    principal: Principal,
+    *,
+    kind: Literal["tool", "resource", "prompt"],
+    name: str,
+    arguments: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """Ask the guard whether ``principal`` may call, read or render a component.
+
+    Args:
+        server: The server.
+        settings: The guard's settings (see :func:`~permit_guard.cli.load.guard_settings`).
+        engine: The engine to ask.
+        principal: The caller.
+        kind: ``tool``, ``resource`` (a URI, static or templated) or ``prompt``.
+        name: Tool or prompt name, or resource URI.
+        arguments: Tool or prompt arguments, as a client would send them.
+
+    Returns:
+        The guard's verdict, with the request the engine was asked.
+
+    Raises:
+        UnknownComponent: If the server has no such component.
+        EngineError: If the engine could not decide.
+    """
+    await require_component(server, kind, name)
+    guard = Guard.from_settings(settings, engine=engine)
+    sent = dict(arguments or {})
+    if kind == "prompt":
+        # Prompt arguments travel as strings, as clients send them.
+        sent = {k: v if isinstance(v, str) else json.dumps(v) for k, v in sent.items()}
+    found = await target(server, kind, name, sent)
+    verdict = await guard.decide(CALL_METHODS[found.kind], found, identify=lambda: known(principal))
+    if verdict.error is not None:
+        raise EngineError(verdict.error)
+    return verdict
+
+
+async def require_component(server: FastMCP[Any], kind: str, name: str) -> None:
+    """Fail clearly when the component does not exist (the middleware would just deny).
+
+    Raises:
+        UnknownComponent: Naming what the server has instead.
+    """
+    if kind == "tool":
+        found: Any = await find_tool(server, name)
+        known_names = [t.name for t in await server.list_tools(run_middleware=False)]
+    elif kind == "prompt":
+        found = await find_prompt(server, name)
+        known_names = [p.name for p in await server.list_prompts(run_middleware=False)]
+    else:
+        found, _ = await find_resource(server, name)
+        known_names = [str(r.uri) for r in await server.list_resources(run_middleware=False)] + [
+            t.uri_template for t in await server.list_resource_templates(run_middleware=False)
+        ]
+    if found is None:
+        noun = {"tool": "tools", "prompt": "prompts", "resource": "resources"}[kind]
+        listing = ", ".join(sorted(set(known_names))) or "none"
+        raise UnknownComponent(
+            f"the server has no {kind} {name!r} ({noun}: {listing})"
+            if kind != "resource"
+            else f"no resource or resource template of the server matches {name!r} "
+            f"({noun}: {listing})"
+        )

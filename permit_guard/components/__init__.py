@@ -1,0 +1,1 @@
+"""From a request to the component it is about: lookup, spec resolution, argument binding."""

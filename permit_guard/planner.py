@@ -1,0 +1,138 @@
+"""Classifying components: public, refused without asking (and why), or a request for the engine.
+
+The first half of the decision core, and the part that needs neither a caller
+nor an engine: the ``permit-guard`` command describes a server with it, and
+the :class:`~permit_guard.guard.Guard` decides with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+from permit_guard.components.lookup import Target
+from permit_guard.components.resolve import Resolved, resolve
+from permit_guard.mapping import MappingConfig, component_request, gate_request
+from permit_guard.methods import MethodRules
+from permit_guard.model import AuthzRequest, Principal
+from permit_guard.verdict import Plan
+
+if TYPE_CHECKING:
+    from permit_guard.settings import GuardSettings
+
+__all__ = ["DEFAULT_DENY", "NO_CREDENTIALS", "UNKNOWN", "UNMAPPABLE", "Planner"]
+
+logger = logging.getLogger("permit_guard")
+
+#: The reasons refusals give, in audit events and on the command line.
+UNKNOWN: Final = "unknown component"
+DEFAULT_DENY: Final = "undecorated under default deny"
+UNMAPPABLE: Final = (
+    "a transformed tool of a decorated function whose requirement reads "
+    "arguments: the transform may change them, so they cannot be checked"
+)
+NO_CREDENTIALS: Final = "no valid credentials"
+
+
+class Planner:
+    """Classifies the components of a request and builds their engine requests.
+
+    Args:
+        mapping: How requests map to engine questions.
+        rules: Which methods are known, unknown-but-allowed, bypassed.
+        default_deny: Refuse undecorated components without asking the engine.
+    """
+
+    __slots__ = ("default_deny", "mapping", "rules")
+
+    def __init__(
+        self, *, mapping: MappingConfig, rules: MethodRules, default_deny: bool = False
+    ) -> None:
+        self.mapping = mapping
+        self.rules = rules
+        self.default_deny = default_deny
+
+    @classmethod
+    def from_settings(cls, settings: GuardSettings) -> Planner:
+        """A planner wired from settings.
+
+        Raises:
+            ConfigurationError: On a bypass pattern that matches a component method.
+        """
+        return cls(
+            mapping=MappingConfig.from_settings(settings),
+            rules=MethodRules.from_settings(settings),
+            default_deny=settings.default_deny,
+        )
+
+    async def plan(self, method: str, target: Target) -> Plan:
+        """Classify one component for ``method``; nothing is asked and nobody identified.
+
+        The order matters and is the guard's contract: a public component is
+        allowed whatever the method rules say; then a method outside
+        ``known_methods``, an unknown component, default deny and unmappable
+        arguments refuse, in that order.
+        """
+        resolved: Resolved | None = None
+        detail = UNKNOWN
+        if target.component is not None:
+            try:
+                resolved = await resolve(target.component)
+            except Exception as exc:
+                # Fail closed: a spec we cannot find might have denied.
+                logger.error("cannot resolve the guard spec of %r: %s", target.name, exc)
+                detail = f"{UNKNOWN}: its guard spec cannot be found ({exc})"
+        spec = resolved.spec if resolved is not None else None
+        if spec is not None and spec.is_public:
+            return Plan(why="public", reason="public component", resolved=resolved)
+        refusal = self.rules.refusal(method)
+        if refusal is not None:
+            return Plan(why="method", reason=refusal, resolved=resolved)
+        if resolved is None:
+            return Plan(why="unknown", reason=detail)
+        if spec is None or not spec.is_declared:
+            if self.default_deny:
+                return Plan(why="default-deny", reason=DEFAULT_DENY, resolved=resolved)
+        elif not resolved.arguments_mappable:
+            return Plan(why="unmappable", reason=UNMAPPABLE, resolved=resolved)
+        return Plan(why="engine", resolved=resolved)
+
+    def request(
+        self,
+        plan: Plan,
+        method: str,
+        target: Target,
+        principal: Principal,
+        *,
+        validate: bool = True,
+    ) -> AuthzRequest:
+        """The engine request of a planned component (``plan.asks``) for ``principal``.
+
+        Args:
+            plan: From :meth:`plan`, asking the engine.
+            method: The MCP method.
+            target: The component and its arguments.
+            principal: The caller.
+            validate: Read arguments as the function will receive them; off
+                only to describe a component with placeholder values.
+
+        Raises:
+            InvalidArguments: When the arguments cannot be mapped faithfully.
+        """
+        assert plan.resolved is not None, "only a plan that asks the engine has a request"
+        return component_request(
+            kind=target.kind,
+            name=target.name,
+            method=method,
+            principal=principal,
+            spec=plan.resolved.spec,
+            config=self.mapping,
+            arguments=target.arguments,
+            binder=plan.resolved.binder if validate else None,
+        )
+
+    def gate(self, method: str, principal: Principal) -> AuthzRequest | None:
+        """The method gate of a list request, ``None`` when bypassed."""
+        if self.rules.bypassed(method):
+            return None
+        return gate_request(method, principal, self.mapping)

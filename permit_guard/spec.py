@@ -1,0 +1,105 @@
+"""The guard spec: what the decorators record on a function, and how to read it back.
+
+A leaf module: the decorators write specs, the component resolver reads them,
+and neither needs the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from permit_guard.exceptions import DecoratorError
+
+__all__ = ["SPEC_ATTRIBUTE", "Fixed", "GuardSpec", "fixed", "spec_of"]
+
+#: The function attribute a spec is stored under.
+SPEC_ATTRIBUTE: Final = "__permit_guard_spec__"
+
+#: ``__wrapped__`` chains longer than this are not followed.
+_MAX_WRAPPED_DEPTH = 16
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Fixed:
+    """A literal resource key or tenant, made by :func:`fixed`."""
+
+    value: str
+
+
+def fixed(value: str) -> Fixed:
+    """A literal value for ``key`` or ``tenant``, instead of an argument name.
+
+    A plain string given as ``key`` / ``tenant`` always names an argument of
+    the function (and is checked against its signature), so a typo or a renamed
+    parameter is an error rather than a silently fixed value.
+
+    Args:
+        value: The resource key or tenant to use for every call.
+
+    Raises:
+        DecoratorError: If ``value`` is not a non-empty string.
+    """
+    if not isinstance(value, str) or not value:
+        raise DecoratorError(f"fixed() takes a non-empty string, got {value!r}", function="fixed")
+    return Fixed(value=value)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GuardSpec:
+    """What the guard knows about one decorated function.
+
+    Attributes:
+        mode: ``"require"`` (checked with the engine) or ``"public"``.
+        action: Explicit action, or ``None`` for the method mapping.
+        resource: Explicit resource type, or ``None`` for the method mapping.
+        key_arg: Argument whose value is the resource instance key.
+        key_value: Fixed resource instance key.
+        tenant_arg: Argument whose value is the tenant.
+        tenant_value: Fixed tenant.
+        abac_args: Arguments sent as resource attributes; ``None`` means all.
+        abac_prefix: Prefix of argument attributes; ``None`` means the setting's.
+        function: Qualified name of the function, for messages.
+    """
+
+    mode: Literal["require", "public"] | None = None
+    action: str | None = None
+    resource: str | None = None
+    key_arg: str | None = None
+    key_value: str | None = None
+    tenant_arg: str | None = None
+    tenant_value: str | None = None
+    abac_args: tuple[str, ...] | None = None
+    abac_prefix: str | None = None
+    function: str = ""
+
+    @property
+    def is_public(self) -> bool:
+        """Whether the component is never checked."""
+        return self.mode == "public"
+
+    @property
+    def is_declared(self) -> bool:
+        """Whether a requirement or ``@public`` was declared.
+
+        ``@abac_from_args`` alone only selects arguments: under default deny
+        such a component is still undecorated.
+        """
+        return self.mode is not None
+
+    @property
+    def reads_arguments(self) -> bool:
+        """Whether the request depends on argument values (key, tenant or selected arguments)."""
+        return self.key_arg is not None or self.tenant_arg is not None or self.abac_args != ()
+
+
+def spec_of(fn: object) -> GuardSpec | None:
+    """The spec recorded on ``fn`` or on a function it wraps (``__wrapped__``)."""
+    seen = 0
+    while fn is not None and seen < _MAX_WRAPPED_DEPTH:
+        spec: GuardSpec | None = getattr(fn, SPEC_ATTRIBUTE, None)
+        if spec is not None:
+            return spec
+        fn = getattr(fn, "__wrapped__", None)
+        seen += 1
+    return None
