@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 from permit_guard.components.lookup import Target
 from permit_guard.components.resolve import Resolved, resolve
 from permit_guard.mapping import MappingConfig, component_request, gate_request
-from permit_guard.methods import MethodRules
+from permit_guard.methods import CALL_METHODS, LIST_METHODS, MethodRules
 from permit_guard.model import AuthzRequest, Principal
 from permit_guard.verdict import Plan
 
@@ -70,8 +70,8 @@ class Planner:
 
         The order matters and is the guard's contract: a public component is
         allowed whatever the method rules say; then a method outside
-        ``known_methods``, an unknown component, default deny and unmappable
-        arguments refuse, in that order.
+        ``known_methods`` (for a list entry, also its call method), an unknown
+        component, default deny and unmappable arguments refuse, in that order.
         """
         resolved: Resolved | None = None
         detail = UNKNOWN
@@ -86,6 +86,9 @@ class Planner:
         if spec is not None and spec.is_public:
             return Plan(why="public", reason="public component", resolved=resolved)
         refusal = self.rules.refusal(method)
+        if refusal is None and method in LIST_METHODS:
+            # A list shows what the caller may use: not what no call can reach.
+            refusal = self.rules.refusal(CALL_METHODS[target.kind])
         if refusal is not None:
             return Plan(why="method", reason=refusal, resolved=resolved)
         if resolved is None:
