@@ -101,7 +101,7 @@ def lint(
                         "default deny it is hidden and denied to everyone"
                         if default_deny
                         else f"{_function(row)} has neither @require_permission nor @public: it "
-                        f"is checked with the default mapping, as {_pair_of(row)}"
+                        f"is checked with the default mapping{_as_pair(row)}"
                     ),
                 )
             )
@@ -124,7 +124,7 @@ def lint(
                     severity="warning",
                     component=gate.method,
                     location=None,
-                    message=f"{gate.refusal}: {gate.method} answers everyone with the @public "
+                    message=f"{gate.refusal}: the list answers everyone with the @public "
                     "components only",
                 )
             )
@@ -137,9 +137,9 @@ def _function(row: ComponentInfo) -> str:
     return f"{_NOUNS[row.kind]} {row.name!r}"
 
 
-def _pair_of(row: ComponentInfo) -> str:
+def _as_pair(row: ComponentInfo) -> str:
     request = row.request
-    return f"{request.resource.type}:{request.action}" if request is not None else "-"
+    return f", as {request.resource.type}:{request.action}" if request is not None else ""
 
 
 def _policy_findings(found: Inventory, policy: Policy) -> list[Finding]:
