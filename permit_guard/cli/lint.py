@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from permit_guard.cli.inventory import ComponentInfo, Inventory
+from permit_guard.cli.inventory import ComponentInfo, GateInfo, Inventory
 from permit_guard.engines.local.policy import WILDCARD, Policy
 from permit_guard.methods import Kind
 
@@ -118,16 +118,7 @@ def lint(
     families = found.families()
     for gate in found.gates:
         if gate.refusal is not None and gate.method in families:
-            findings.append(
-                Finding(
-                    kind="unreachable",
-                    severity="warning",
-                    component=gate.method,
-                    location=None,
-                    message=f"{gate.refusal}: the list answers everyone with the @public "
-                    "components only",
-                )
-            )
+            findings.append(_public_only(gate, gate.refusal))
     if policy is not None:
         findings.extend(_policy_findings(found, policy))
     return sorted(findings, key=lambda f: f.severity != "error")
@@ -135,6 +126,17 @@ def lint(
 
 def _function(row: ComponentInfo) -> str:
     return f"{_NOUNS[row.kind]} {row.name!r}"
+
+
+def _public_only(gate: GateInfo, why: str) -> Finding:
+    """A list that answers everyone with the @public components only, and why."""
+    return Finding(
+        kind="unreachable",
+        severity="warning",
+        component=gate.method,
+        location=None,
+        message=f"{why}: {gate.method} answers everyone with the @public components only",
+    )
 
 
 def _as_pair(row: ComponentInfo) -> str:
@@ -175,21 +177,10 @@ def _policy_findings(found: Inventory, policy: Policy) -> list[Finding]:
         pair = (gate.request.resource.type, gate.request.action)
         if not gate.checked or gate.refusal is not None or gate.method not in families:
             continue
-        if pair in granted:
-            continue
-        if pair in reported:
+        if pair in granted or pair in reported:
             continue
         reported.add(pair)
-        findings.append(
-            Finding(
-                kind="unreachable",
-                severity="warning",
-                component=gate.method,
-                location=None,
-                message=f"{_why_ungranted(policy, *pair)}: {gate.method} answers everyone with "
-                "the @public components only",
-            )
-        )
+        findings.append(_public_only(gate, _why_ungranted(policy, *pair)))
 
     for where, type_name, actions in _grants(policy):
         if type_name not in asked_types:
