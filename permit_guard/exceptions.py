@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastmcp.exceptions import AuthorizationError
+from fastmcp.exceptions import AuthorizationError, to_mcp_error
+from mcp import MCPError
 
 __all__ = [
     "AccessDenied",
@@ -15,6 +16,7 @@ __all__ = [
     "PolicyFileError",
     "ServerLoadError",
     "UnknownComponent",
+    "on_wire",
 ]
 
 #: The one message a caller sees for a component it may not use or that does
@@ -111,3 +113,14 @@ class AuthenticationFailed(AccessDenied):
 
     def __init__(self) -> None:
         super().__init__("Authentication failed: invalid or missing credentials")
+
+
+def on_wire(denial: AccessDenied) -> MCPError:
+    """A denial as the MCP error it must be for its message to reach the client.
+
+    Outside the component handlers FastMCP masks every exception but
+    ``MCPError`` as "Internal server error".
+    """
+    error = to_mcp_error(denial)
+    error.__cause__ = denial
+    return error

@@ -42,10 +42,10 @@ from permit_guard.audit import Auditor, AuditSink
 from permit_guard.components.lookup import Target
 from permit_guard.exceptions import EngineError, InvalidArguments
 from permit_guard.mapping import MappingConfig, generic_request
-from permit_guard.methods import HANDSHAKE_METHODS
+from permit_guard.methods import HANDSHAKE_METHODS, KIND_LIST_METHODS
 from permit_guard.model import AuthzRequest, Decision, Principal
 from permit_guard.planner import NO_CREDENTIALS, Planner
-from permit_guard.verdict import ListVerdict, Verdict, Why
+from permit_guard.verdict import GUARD, ListVerdict, Verdict, Why
 
 if TYPE_CHECKING:
     from permit_guard.engines.base import PolicyEngine
@@ -162,22 +162,35 @@ class Guard:
         return await self._ask(request, method, None, principal, started)
 
     async def decide_list(
-        self, method: str, targets: Sequence[Target], *, identify: Identify
+        self,
+        method: str,
+        targets: Sequence[Target],
+        *,
+        identify: Identify,
+        audited_as: str | None = None,
     ) -> ListVerdict:
         """The verdict on one list: the gate and every item in ONE ``check_many``; one event.
 
         Public items always stay; with no credentials, a method that is not
         known, a denied gate or an engine failure, only they do.
+
+        Args:
+            method: The list method.
+            targets: The listed components.
+            identify: Finds the caller.
+            audited_as: The method the audit event names, when the list
+                decision answers another request (a completion).
         """
         started = time.perf_counter()
+        event = audited_as or method
         plans = [await self.planner.plan(method, target) for target in targets]
         public = tuple(plan.why == "public" for plan in plans)
         principal = await identify()
         if principal is None:
-            return self._listed(method, None, public, NO_CREDENTIALS, "no-credentials", started)
+            return self._listed(event, None, public, NO_CREDENTIALS, "no-credentials", started)
         if not self.planner.rules.handled(method):
             reason = "not in known_methods"
-            return self._listed(method, principal, public, reason, "method", started)
+            return self._listed(event, principal, public, reason, "method", started)
 
         gate = self.planner.gate(method, principal)
         asked: list[AuthzRequest] = [gate] if gate is not None else []
@@ -194,7 +207,7 @@ class Guard:
                 asked.append(request)
 
         if not asked:
-            return self._listed(method, principal, public, "nothing to ask", "engine", started)
+            return self._listed(event, principal, public, "nothing to ask", "engine", started)
         try:
             decisions = await self._check_many(asked)
         except Exception as exc:
@@ -207,11 +220,11 @@ class Guard:
             )
             reason = f"engine failure: {exc}"
             return self._listed(
-                method, principal, public, reason, "engine-error", started, error=str(exc)
+                event, principal, public, reason, "engine-error", started, error=str(exc)
             )
         if gate is not None and decisions[0].allowed is not True:
             reason = f"gate denied: {decisions[0].reason}"
-            return self._listed(method, principal, public, reason, "gate", started, gate=gate)
+            return self._listed(event, principal, public, reason, "gate", started, gate=gate)
 
         answers = iter(decisions[1:] if gate is not None else decisions)
         item_decisions = tuple(
@@ -222,7 +235,7 @@ class Guard:
             for is_public, decision in zip(public, item_decisions, strict=True)
         )
         return self._listed(
-            method,
+            event,
             principal,
             allowed,
             "filtered",
@@ -231,6 +244,32 @@ class Guard:
             gate=gate,
             requests=tuple(item_requests),
             decisions=item_decisions,
+        )
+
+    async def decide_reference(self, method: str, target: Target, *, identify: Identify) -> Verdict:
+        """The verdict on a request about a component that does not use it (a completion).
+
+        Such a request reveals the component, so it is answered only for a
+        caller the component's own list would show it to (the listing rule, a
+        method gate included); unknown components are answered alike. One
+        audit event, naming ``method``.
+        """
+        if not self.planner.rules.handled(method):
+            verdict = Verdict(
+                allowed=False, why="method", reason="method is neither known nor bypassed"
+            )
+            return self._audited(verdict, method, target.name, time.perf_counter())
+        listing = await self.decide_list(
+            KIND_LIST_METHODS[target.kind], [target], identify=identify, audited_as=method
+        )
+        return Verdict(
+            allowed=listing.allowed[0],
+            why=listing.why,
+            reason=listing.reason,
+            decided_by=self.engine_name if listing.why == "engine" else GUARD,
+            principal=listing.principal,
+            request=listing.requests[0],
+            error=listing.error,
         )
 
     # ------------------------------------------------------------------- internals

@@ -26,6 +26,7 @@ __all__ = [
     "KIND_LIST_METHODS",
     "LIST_METHODS",
     "LIST_METHOD_KINDS",
+    "REFERENCE_METHODS",
     "TYPED_METHODS",
     "Kind",
     "MethodRules",
@@ -64,6 +65,10 @@ CALL_METHODS: Final[Mapping[Kind, str]] = {
 
 #: Methods that carry a component: always checked, whatever the bypass list says.
 COMPONENT_METHODS: Final = frozenset(CALL_METHODS.values())
+#: Methods about a component that do not use it: answered only for a caller the
+#: component's list would show it to (``completion/complete`` reveals a prompt's
+#: or template's arguments).
+REFERENCE_METHODS: Final = frozenset({"completion/complete"})
 #: Methods FastMCP hands to a typed middleware hook (calls and lists).
 TYPED_METHODS: Final = COMPONENT_METHODS | frozenset(LIST_METHODS)
 #: The protocol handshake: a client that cannot complete it cannot even reach

@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
 import mcp_types as mt
-from fastmcp.exceptions import to_mcp_error
 from fastmcp.prompts.base import Prompt, PromptResult
 from fastmcp.resources.base import Resource as FastMCPResource
 from fastmcp.resources.base import ResourceResult
@@ -44,10 +43,10 @@ from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.lifespan import Lifespan, lifespan
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import Tool, ToolResult
-from mcp import MCPError
 
 from permit_guard.audit import AuditSink, LoggingSink
 from permit_guard.caller import acting_as, current_principal, from_hook, identify
+from permit_guard.completion import complete
 from permit_guard.components.lookup import (
     Component,
     Target,
@@ -57,11 +56,11 @@ from permit_guard.components.lookup import (
 )
 from permit_guard.engines.base import PolicyEngine, close_engine
 from permit_guard.engines.factory import engine_from_settings
-from permit_guard.exceptions import AccessDenied, AuthenticationFailed
+from permit_guard.exceptions import AccessDenied, AuthenticationFailed, on_wire
 from permit_guard.guard import Guard, Identify
 from permit_guard.identity import IdentityExtractor, identity_from_settings
 from permit_guard.mapping import MappingConfig
-from permit_guard.methods import LIST_METHOD_KINDS, TYPED_METHODS
+from permit_guard.methods import LIST_METHOD_KINDS, REFERENCE_METHODS, TYPED_METHODS
 from permit_guard.model import Principal
 from permit_guard.settings import GuardSettings, settings_for
 
@@ -226,11 +225,13 @@ class PermitMcpMiddleware(Middleware):
         if method in TYPED_METHODS:
             # Calls and lists are decided in their typed hooks.
             return await call_next(context)
+        if method in REFERENCE_METHODS:
+            return await complete(self.guard, context, call_next, self._identifier(context))
         verdict = await self.guard.decide_method(method, identify=self._identifier(context))
         if not verdict.allowed:
             if verdict.why == "no-credentials":
-                raise _on_wire(AuthenticationFailed())
-            raise _on_wire(AccessDenied(f"Method {method!r} is not allowed", component=method))
+                raise on_wire(AuthenticationFailed())
+            raise on_wire(AccessDenied(f"Method {method!r} is not allowed", component=method))
         return await call_next(context)
 
     async def on_call_tool(
@@ -378,17 +379,6 @@ class PermitMcpMiddleware(Middleware):
     def _identifier(self, context: MiddlewareContext[Any]) -> Identify:
         """The caller of this request, found only when the guard needs it."""
         return lambda: identify(self._extractor, context)
-
-
-def _on_wire(denial: AccessDenied) -> MCPError:
-    """A denial as the MCP error it must be for its message to reach the client.
-
-    Outside the component handlers FastMCP masks every exception but
-    ``MCPError`` as "Internal server error".
-    """
-    error = to_mcp_error(denial)
-    error.__cause__ = denial
-    return error
 
 
 def _server_of(context: MiddlewareContext[Any]) -> Any:

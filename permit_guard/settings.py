@@ -27,7 +27,9 @@ __all__ = [
 ENV_PREFIX = "PERMIT_MCP_"
 
 #: permit-fastmcp's documented list, plus ``resources/templates/list``, which newer
-#: clients send and which would otherwise be refused as unknown.
+#: clients send and which would otherwise be refused as unknown, and
+#: ``completion/complete``, answered per reference (only for a prompt or template
+#: the caller's list would show).
 DEFAULT_KNOWN_METHODS: tuple[str, ...] = (
     "tools/list",
     "prompts/list",
@@ -36,6 +38,7 @@ DEFAULT_KNOWN_METHODS: tuple[str, ...] = (
     "tools/call",
     "resources/read",
     "prompts/get",
+    "completion/complete",
 )
 
 #: permit-fastmcp's documented list, plus FastMCP 4's ``server/discover`` handshake.

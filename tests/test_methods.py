@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastmcp import Client, FastMCP
+from fastmcp import Client
+from fastmcp.server.middleware import MiddlewareContext
 from mcp import MCPError
 
 from permit_guard import ConfigurationError, LocalPolicyEngine, PermitMcpMiddleware
@@ -80,34 +81,29 @@ async def test_unknown_methods_are_denied(guarded: GuardFactory) -> None:
 async def test_known_extra_method_is_checked_with_the_engine(caller: Caller) -> None:
     """A method added to known_methods is checked as {server}_<family>:<verb>."""
     policy = {
-        "resources": {"mcp_server_completion": {"actions": ["complete"]}},
-        "roles": {"ops": {"grants": {"mcp_server_completion": ["complete"]}}},
+        "resources": {"mcp_server_reports": {"actions": ["export"]}},
+        "roles": {"ops": {"grants": {"mcp_server_reports": ["export"]}}},
         "users": {"olga": {"roles": ["ops"]}},
     }
     engine = RecordingEngine(LocalPolicyEngine.from_dict(policy))
-    mcp: FastMCP[Any] = FastMCP("s")
-    mcp.add_middleware(
-        PermitMcpMiddleware(
-            engine=engine, identity=caller, known_methods=["tools/list", "completion/complete"]
-        )
+    guard = PermitMcpMiddleware(
+        engine=engine, identity=caller, known_methods=["tools/list", "reports/export"]
     )
+    # An extension's method reaches middleware through on_request only; no
+    # client speaks this one, so the hook is driven as FastMCP drives it.
+    context: MiddlewareContext[Any] = MiddlewareContext(message={}, method="reports/export")
 
-    async def complete() -> None:
-        await client.complete(
-            ref={"type": "ref/prompt", "name": "p"}, argument={"name": "a", "value": "x"}
-        )
+    async def served(context: MiddlewareContext[Any]) -> str:
+        return "served"
 
     caller.key = "olga"
-    async with Client(mcp) as client:
-        # Past the guard, this server has no completion handler: FastMCP's own answer.
-        with pytest.raises(MCPError, match="Method not found"):
-            await complete()
-        caller.key = "lee"
-        with pytest.raises(MCPError, match="'completion/complete' is not allowed"):
-            await complete()
+    assert await guard.on_request(context, served) == "served"
+    caller.key = "lee"
+    with pytest.raises(MCPError, match="'reports/export' is not allowed"):
+        await guard.on_request(context, served)
     assert [(r.user.key, r.resource.type, r.action) for r in engine.requests] == [
-        ("olga", "mcp_server_completion", "complete"),
-        ("lee", "mcp_server_completion", "complete"),
+        ("olga", "mcp_server_reports", "export"),
+        ("lee", "mcp_server_reports", "export"),
     ]
 
 

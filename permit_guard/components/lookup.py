@@ -18,7 +18,7 @@ from fastmcp.resources.base import Resource
 from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
 from fastmcp.tools.base import Tool
-from fastmcp.utilities.versions import VersionSpec
+from fastmcp.utilities.versions import VersionSpec, version_sort_key
 
 from permit_guard.methods import Kind
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Component",
     "Target",
+    "completion_target",
     "component_name",
     "find_prompt",
     "find_resource",
@@ -128,6 +129,48 @@ async def target(
     if kind in ("resource", "template"):
         kind = "template" if isinstance(found, ResourceTemplate) else "resource"
     return Target(kind=kind, name=name, component=found, arguments=params)
+
+
+async def completion_target(server: FastMCP[Any] | None, ref: object) -> Target | None:
+    """The prompt or resource template a ``completion/complete`` reference names.
+
+    ``ref`` is the request's ``ref`` (``{"type": "ref/prompt", "name": ...}`` or
+    ``{"type": "ref/resource", "uri": ...}``); the URI is a template's own
+    identifier or a URI one of them matches. ``None`` for a malformed
+    reference (FastMCP refuses those itself); an unknown one is a target
+    without a component. A lookup that fails counts as unknown.
+    """
+    if not isinstance(ref, Mapping):
+        return None
+    ref_type = ref.get("type")
+    key = ref.get("name") if ref_type == "ref/prompt" else ref.get("uri")
+    if ref_type not in ("ref/prompt", "ref/resource") or not isinstance(key, str):
+        return None
+    if ref_type == "ref/prompt":
+        return await target(server, "prompt", key)
+    found: ResourceTemplate | None = None
+    if server is not None:
+        try:
+            found = await _template_for(server, key)
+        except Exception as exc:
+            logger.error("looking up %r failed; treating it as unknown: %s", key, exc)
+    name = found.uri_template if found is not None else key
+    return Target(kind="template", name=name, component=found)
+
+
+async def _template_for(server: FastMCP[Any], key: str) -> ResourceTemplate | None:
+    # Query-only templates (`data://search{?q}`) do not match their own
+    # identifier as a URI, so look for the template itself first; of several
+    # versions, the one clients list (the highest).
+    matches = [
+        template
+        for template in await server.list_resource_templates(run_middleware=False)
+        if template.uri_template == key
+    ]
+    if matches:
+        return max(matches, key=version_sort_key)
+    template: ResourceTemplate | None = await server.get_resource_template(key)
+    return template
 
 
 def _local_fast_path(server: FastMCP[Any], key: str) -> Any:
