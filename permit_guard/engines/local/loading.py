@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from permit_guard.engines.local.bounds import BoundedLoader, check_data, read_capped, too_deep
 from permit_guard.engines.local.compiler import child_location, compile_condition
 from permit_guard.engines.local.conditions import Condition
 from permit_guard.engines.local.policy import (
@@ -84,7 +85,9 @@ def load_policy(data: object, *, source: str = "<dict>") -> LoadedPolicy:
 
     Raises:
         PolicyFileError: With one line per problem. Shape problems are reported
-            first; references are checked once the shape is right.
+            first; references are checked once the shape is right. A policy
+            that contains itself or is beyond the bounds of
+            :mod:`~permit_guard.engines.local.bounds` is refused before either.
     """
     if not isinstance(data, Mapping):
         raise PolicyFileError(
@@ -94,6 +97,7 @@ def load_policy(data: object, *, source: str = "<dict>") -> LoadedPolicy:
                 f"not {_describe(data)}"
             ],
         )
+    check_data(data, source=source)
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
@@ -123,8 +127,9 @@ def read_policy_file(path: str | os.PathLike[str]) -> LoadedPolicy:
 
     Raises:
         PolicyFileError: Naming the file, for an unsupported extension, a file
-            that cannot be read, a syntax error, a top level that is not a
-            mapping, or any problem :func:`load_policy` finds.
+            that cannot be read, a syntax error, a file beyond the bounds of
+            :mod:`~permit_guard.engines.local.bounds`, a top level that is not
+            a mapping, or any problem :func:`load_policy` finds.
     """
     source = os.fspath(path)
     suffix = Path(source).suffix.lower()
@@ -134,12 +139,14 @@ def read_policy_file(path: str | os.PathLike[str]) -> LoadedPolicy:
             [f"unsupported file extension {suffix or '(none)'!r}: use {', '.join(SUFFIXES)}"],
         )
     try:
-        # utf-8-sig: editors on Windows like to start files with a byte-order mark.
-        text = Path(source).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise PolicyFileError(source, [f"not UTF-8 text (byte {exc.start})"]) from exc
+        raw = read_capped(source)
     except OSError as exc:
         raise PolicyFileError(source, [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    try:
+        # utf-8-sig: editors on Windows like to start files with a byte-order mark.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PolicyFileError(source, [f"not UTF-8 text (byte {exc.start})"]) from exc
     data = _parse_json(text, source) if suffix == ".json" else _parse_yaml(text, source)
     if data is None:
         raise PolicyFileError(
@@ -148,11 +155,11 @@ def read_policy_file(path: str | os.PathLike[str]) -> LoadedPolicy:
     return load_policy(data, source=source)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that notes duplicate keys instead of keeping the last one."""
+class _StrictLoader(BoundedLoader):
+    """A bounded safe YAML loader that notes duplicate keys instead of keeping the last one."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    def __init__(self, stream: str, *, source: str) -> None:
+        super().__init__(stream, source=source)
         self.duplicates: list[str] = []
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
@@ -171,7 +178,7 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _parse_yaml(text: str, source: str) -> object:
-    loader = _StrictLoader(text)
+    loader = _StrictLoader(text, source=source)
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
@@ -181,7 +188,7 @@ def _parse_yaml(text: str, source: str) -> object:
     except yaml.YAMLError as exc:
         raise PolicyFileError(source, [f"YAML syntax error: {exc}"]) from exc
     except RecursionError as exc:
-        raise PolicyFileError(source, ["YAML nested too deeply"]) from exc
+        raise PolicyFileError(source, [too_deep("YAML")]) from exc
     finally:
         loader.dispose()
     if loader.duplicates:
@@ -208,7 +215,7 @@ def _parse_json(text: str, source: str) -> object:
             source, [f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
         ) from exc
     except RecursionError as exc:
-        raise PolicyFileError(source, ["JSON nested too deeply"]) from exc
+        raise PolicyFileError(source, [too_deep("JSON")]) from exc
     if duplicates:
         raise PolicyFileError(source, duplicates)
     return data
