@@ -88,14 +88,12 @@ def identify(context: MiddlewareContext[Any]) -> Principal:
 
 
 events: list[DecisionEvent] = []
-mcp.add_middleware(
-    PermitMcpMiddleware(
-        engine=LocalPolicyEngine.from_file(Path(__file__).with_name("policy.yaml")),
-        identity=identify,
-        default_deny=True,
-        audit_sink=events.append,
-    )
-)
+PermitMcpMiddleware(
+    engine=LocalPolicyEngine.from_file(Path(__file__).with_name("policy.yaml")),
+    identity=identify,
+    default_deny=True,
+    audit_sink=events.append,
+).attach(mcp)
 
 ATTEMPTS: list[tuple[str, str, dict[str, Any]]] = [
     ("tool", "greet", {"name": "Ada"}),

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastmcp.server.middleware import CallNext, MiddlewareContext
 
-from permit_guard.components.lookup import completion_target
+from permit_guard.components.lookup import completion_target, server_of
 from permit_guard.exceptions import AccessDenied, on_wire
 from permit_guard.guard import Guard, Identify
 
@@ -41,8 +41,7 @@ async def complete(
     """
     message = context.message
     ref = message.get("ref") if isinstance(message, Mapping) else None
-    server = context.fastmcp_context.fastmcp if context.fastmcp_context is not None else None
-    found = await completion_target(server, ref)
+    found = await completion_target(server_of(context), ref)
     if found is None or not isinstance(message, Mapping) or not isinstance(ref, Mapping):
         # Malformed: FastMCP refuses it, revealing nothing.
         return await call_next(context)

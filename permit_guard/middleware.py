@@ -3,7 +3,7 @@
 Example::
 
     from fastmcp import FastMCP
-    from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, public, require_permission
+    from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, require_permission
 
     mcp = FastMCP("billing")
 
@@ -12,14 +12,8 @@ Example::
     def refund(amount: float) -> str:
         return f"refunded {amount}"
 
-    @mcp.tool
-    @public
-    def health() -> str:
-        return "ok"
-
-    mcp.add_middleware(
-        PermitMcpMiddleware(engine=LocalPolicyEngine.from_file("policy.yaml"), default_deny=True)
-    )
+    guard = PermitMcpMiddleware(engine=LocalPolicyEngine.from_file("policy.yaml"))
+    guard.attach(mcp)  # or mcp.add_middleware(guard)
 
 Each hook finds the component(s) of the request and asks the decision core
 (:class:`~permit_guard.guard.Guard`) for a verdict: the caller's identity, the
@@ -36,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
 import mcp_types as mt
+from fastmcp import FastMCP
 from fastmcp.prompts.base import Prompt, PromptResult
 from fastmcp.resources.base import Resource as FastMCPResource
 from fastmcp.resources.base import ResourceResult
@@ -50,14 +45,20 @@ from permit_guard.completion import complete
 from permit_guard.components.lookup import (
     Component,
     Target,
-    component_name,
+    listed,
     requested_version,
+    server_of,
     target,
 )
 from permit_guard.engines.base import PolicyEngine, close_engine
 from permit_guard.engines.factory import engine_from_settings
 from permit_guard.exceptions import AccessDenied, AuthenticationFailed, on_wire
 from permit_guard.guard import Guard, Identify
+from permit_guard.headers import (
+    check_mcp_param_headers,
+    own_input_schema_lookup,
+    owns_input_schema_lookup,
+)
 from permit_guard.identity import IdentityExtractor, identity_from_settings
 from permit_guard.mapping import MappingConfig
 from permit_guard.methods import LIST_METHOD_KINDS, REFERENCE_METHODS, TYPED_METHODS
@@ -197,7 +198,7 @@ class PermitMcpMiddleware(Middleware):
 
     @property
     def lifespan(self) -> Lifespan:
-        """A FastMCP lifespan that closes the engine when the server stops.
+        """A FastMCP lifespan that guards the server before it serves and closes the engine after.
 
         ``FastMCP("name", lifespan=guard.lifespan)``, or combined with your own
         (``my_lifespan | guard.lifespan``, see ``fastmcp.server.lifespan``).
@@ -206,6 +207,7 @@ class PermitMcpMiddleware(Middleware):
 
         @lifespan
         async def close_guard(server: Any) -> AsyncIterator[dict[str, Any]]:
+            own_input_schema_lookup(server)
             try:
                 yield {}
             finally:
@@ -213,7 +215,29 @@ class PermitMcpMiddleware(Middleware):
 
         return close_guard
 
+    def attach(self, server: FastMCP[Any]) -> None:
+        """Add the guard to ``server`` and make it own every door before the first request.
+
+        ``mcp.add_middleware(guard)`` works too; ``attach`` also takes over,
+        at once, the input-schema lookup the mcp SDK consults before any
+        middleware runs (``Mcp-Param-*`` header validation on the modern
+        protocol), which otherwise the guard can only take over at the first
+        request it sees. Call it on the server you serve (the root of mounts).
+        """
+        server.add_middleware(self)
+        own_input_schema_lookup(server)
+
     # ------------------------------------------------------------------ hooks
+
+    async def on_message(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Every message: make sure the guard owns the server's pre-dispatch schema lookup."""
+        server = server_of(context)
+        if server is not None and not owns_input_schema_lookup(server):
+            # Without attach() or the lifespan, the guard learns its server only now.
+            own_input_schema_lookup(server)
+        return await call_next(context)
 
     async def on_request(
         self,
@@ -242,13 +266,16 @@ class PermitMcpMiddleware(Middleware):
         """Check a tool call with its arguments."""
         message = context.message
         found = await target(
-            _server_of(context),
+            server_of(context),
             "tool",
             message.name,
             message.arguments or {},
             requested_version(message.meta),
         )
         principal = await self._enforce(context, "tools/call", found)
+        # Mcp-Param-* headers are checked only now: a caller who may not call
+        # the tool never learns what it declares.
+        check_mcp_param_headers(context, found.component, message.arguments)
         with acting_as(principal):
             return await call_next(context)
 
@@ -264,7 +291,7 @@ class PermitMcpMiddleware(Middleware):
         """The read check; the caller allowed (``None`` for a public resource)."""
         message = context.message
         found = await target(
-            _server_of(context),
+            server_of(context),
             "resource",
             str(message.uri),
             version=requested_version(message.meta),
@@ -294,7 +321,7 @@ class PermitMcpMiddleware(Middleware):
         """Check a prompt render with its arguments."""
         message = context.message
         found = await target(
-            _server_of(context),
+            server_of(context),
             "prompt",
             message.name,
             message.arguments or {},
@@ -353,15 +380,7 @@ class PermitMcpMiddleware(Middleware):
         self, context: MiddlewareContext[Any], method: str, items: Sequence[C]
     ) -> Sequence[C]:
         """Keep the items the caller may use: the gate and every item in ONE ``check_many``."""
-        kind = LIST_METHOD_KINDS[method]
-        targets = [
-            Target(
-                kind="template" if isinstance(item, ResourceTemplate) else kind,
-                name=component_name(item),
-                component=item,
-            )
-            for item in items
-        ]
+        targets = listed(LIST_METHOD_KINDS[method], items)
         verdict = await self.guard.decide_list(method, targets, identify=self._identifier(context))
         return verdict.kept(items)
 
@@ -379,8 +398,3 @@ class PermitMcpMiddleware(Middleware):
     def _identifier(self, context: MiddlewareContext[Any]) -> Identify:
         """The caller of this request, found only when the guard needs it."""
         return lambda: identify(self._extractor, context)
-
-
-def _server_of(context: MiddlewareContext[Any]) -> Any:
-    fastmcp_context = context.fastmcp_context
-    return fastmcp_context.fastmcp if fastmcp_context is not None else None

@@ -86,7 +86,7 @@ def build_server(secret: str, **guard_options: Any) -> FastMCP[Any]:
         """Greet a user only if number > 10."""
         return f"Hello, {name}! Your number is {number}"
 
-    mcp.add_middleware(guard)
+    guard.attach(mcp)
     return mcp
 
 

@@ -10,7 +10,7 @@ like a hidden one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fastmcp.prompts.base import Prompt
@@ -24,6 +24,7 @@ from permit_guard.methods import Kind
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
+    from fastmcp.server.middleware import MiddlewareContext
 
 __all__ = [
     "Component",
@@ -34,7 +35,9 @@ __all__ = [
     "find_resource",
     "find_tool",
     "kind_of",
+    "listed",
     "requested_version",
+    "server_of",
     "target",
 ]
 
@@ -62,6 +65,24 @@ class Target(NamedTuple):
     name: str
     component: Component | None
     arguments: Mapping[str, Any] | None = None
+
+
+def server_of(context: MiddlewareContext[Any]) -> FastMCP[Any] | None:
+    """The FastMCP server a middleware context belongs to, when it has one."""
+    fastmcp_context = context.fastmcp_context
+    return fastmcp_context.fastmcp if fastmcp_context is not None else None
+
+
+def listed(kind: Kind, items: Sequence[Component]) -> list[Target]:
+    """The targets of a list response's items (a template listed among resources is one)."""
+    return [
+        Target(
+            kind="template" if isinstance(item, ResourceTemplate) else kind,
+            name=component_name(item),
+            component=item,
+        )
+        for item in items
+    ]
 
 
 def kind_of(component: Component) -> Kind:
