@@ -54,15 +54,12 @@ from permit_guard.engines.base import PolicyEngine, close_engine
 from permit_guard.engines.factory import engine_from_settings
 from permit_guard.exceptions import AccessDenied, AuthenticationFailed, on_wire
 from permit_guard.guard import Guard, Identify
-from permit_guard.headers import (
-    check_mcp_param_headers,
-    own_input_schema_lookup,
-    owns_input_schema_lookup,
-)
+from permit_guard.headers import check_mcp_param_headers
 from permit_guard.identity import IdentityExtractor, identity_from_settings
 from permit_guard.mapping import MappingConfig
 from permit_guard.methods import LIST_METHOD_KINDS, REFERENCE_METHODS, TYPED_METHODS
 from permit_guard.model import Principal
+from permit_guard.placement import take_over, take_over_or_refuse
 from permit_guard.settings import GuardSettings, settings_for
 
 __all__ = [
@@ -207,7 +204,7 @@ class PermitMcpMiddleware(Middleware):
 
         @lifespan
         async def close_guard(server: Any) -> AsyncIterator[dict[str, Any]]:
-            own_input_schema_lookup(server)
+            take_over(server, middleware)
             try:
                 yield {}
             finally:
@@ -223,20 +220,24 @@ class PermitMcpMiddleware(Middleware):
         middleware runs (``Mcp-Param-*`` header validation on the modern
         protocol), which otherwise the guard can only take over at the first
         request it sees. Call it on the server you serve (the root of mounts).
+
+        Raises:
+            ConfigurationError: When a middleware already on the server would
+                run before the guard and can answer for it (a response cache).
         """
         server.add_middleware(self)
-        own_input_schema_lookup(server)
+        take_over(server, self)
 
     # ------------------------------------------------------------------ hooks
 
     async def on_message(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
-        """Every message: make sure the guard owns the server's pre-dispatch schema lookup."""
+        """Every message: the guard sits where nothing answers for it, and owns every door."""
         server = server_of(context)
-        if server is not None and not owns_input_schema_lookup(server):
+        if server is not None:
             # Without attach() or the lifespan, the guard learns its server only now.
-            own_input_schema_lookup(server)
+            take_over_or_refuse(server, self)
         return await call_next(context)
 
     async def on_request(
@@ -380,7 +381,7 @@ class PermitMcpMiddleware(Middleware):
         self, context: MiddlewareContext[Any], method: str, items: Sequence[C]
     ) -> Sequence[C]:
         """Keep the items the caller may use: the gate and every item in ONE ``check_many``."""
-        targets = listed(LIST_METHOD_KINDS[method], items)
+        targets = await listed(server_of(context), LIST_METHOD_KINDS[method], items)
         verdict = await self.guard.decide_list(method, targets, identify=self._identifier(context))
         return verdict.kept(items)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from fastmcp.prompts.base import Prompt
 from fastmcp.resources.base import Resource
@@ -73,16 +73,55 @@ def server_of(context: MiddlewareContext[Any]) -> FastMCP[Any] | None:
     return fastmcp_context.fastmcp if fastmcp_context is not None else None
 
 
-def listed(kind: Kind, items: Sequence[Component]) -> list[Target]:
-    """The targets of a list response's items (a template listed among resources is one)."""
-    return [
-        Target(
-            kind="template" if isinstance(item, ResourceTemplate) else kind,
-            name=component_name(item),
-            component=item,
+async def listed(
+    server: FastMCP[Any] | None, kind: Kind, items: Sequence[Component]
+) -> list[Target]:
+    """The targets of a list response's items (a template listed among resources is one).
+
+    An item that is a detached copy (exactly a base ``Tool``, ``Resource``...,
+    as a response cache placed after the guard stores them) is judged as the
+    server's own component of that name and version, which carries the spec.
+    """
+    targets = []
+    for item in items:
+        component = item
+        if type(item) in _DETACHED and server is not None:
+            component = await _original(server, item) or item
+        targets.append(
+            Target(
+                kind="template" if isinstance(item, ResourceTemplate) else kind,
+                name=component_name(item),
+                component=component,
+            )
         )
-        for item in items
-    ]
+    return targets
+
+
+#: What FastMCP's response cache turns components into: never registered as such.
+_DETACHED: Final = frozenset({Tool, Resource, ResourceTemplate, Prompt})
+
+
+async def _original(server: FastMCP[Any], copy: Component) -> Component | None:
+    version = VersionSpec(eq=copy.version) if copy.version else None
+    try:
+        if isinstance(copy, Tool):
+            return await find_tool(server, copy.name, version)
+        if isinstance(copy, Prompt):
+            return await find_prompt(server, copy.name, version)
+        if isinstance(copy, ResourceTemplate):
+            return next(
+                (
+                    t
+                    for t in await server.list_resource_templates(run_middleware=False)
+                    if t.uri_template == copy.uri_template and t.version == copy.version
+                ),
+                None,
+            )
+        found, _ = await find_resource(server, str(copy.uri), version)
+    except Exception as exc:
+        logger.error("looking up %r failed; treating it as unknown: %s", copy.name, exc)
+        return None
+    return found
 
 
 def kind_of(component: Component) -> Kind:
