@@ -11,24 +11,12 @@ list), and returns a :class:`~permit_guard.verdict.Verdict` per component.
 The middleware's hooks, and the ``permit-guard`` command's ``inspect``,
 ``lint`` and ``check``, are thin callers of it, so they cannot disagree.
 
-Example::
-
-    import asyncio
-
-    from permit_guard import LocalPolicyEngine, Principal
-    from permit_guard.components.lookup import target
-    from permit_guard.guard import Guard, known
-    from permit_guard.settings import load_settings
+Example (``mcp`` is your FastMCP server)::
 
     guard = Guard.from_settings(load_settings(), engine=LocalPolicyEngine.from_file("policy.yaml"))
-
-    async def main() -> None:
-        found = await target(mcp, "tool", "refund", {"amount": 50})  # mcp: your FastMCP server
-        bob = Principal(key="bob")
-        verdict = await guard.decide("tools/call", found, identify=lambda: known(bob))
-        print(verdict.allowed, verdict.reason)
-
-    asyncio.run(main())
+    found = await target(mcp, "tool", "refund", {"amount": 50})
+    verdict = await guard.decide("tools/call", found, identify=lambda: known(Principal(key="bob")))
+    print(verdict.allowed, verdict.reason)
 """
 
 from __future__ import annotations
@@ -38,11 +26,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from permit_guard.asking import ask_many, ask_one
 from permit_guard.audit import Auditor, AuditSink
 from permit_guard.components.lookup import Target
-from permit_guard.exceptions import EngineError, InvalidArguments
+from permit_guard.exceptions import InvalidArguments
 from permit_guard.mapping import MappingConfig, generic_request
-from permit_guard.methods import HANDSHAKE_METHODS, KIND_LIST_METHODS
+from permit_guard.methods import HANDSHAKE_METHODS, KIND_LIST_METHODS, TASK_METHODS
 from permit_guard.model import AuthzRequest, Decision, Principal
 from permit_guard.planner import NO_CREDENTIALS, Planner
 from permit_guard.verdict import GUARD, ListVerdict, Verdict, Why
@@ -142,9 +131,24 @@ class Guard:
             return self._audited(verdict, method, target.name, started)
         return await self._ask(request, method, target.name, principal, started)
 
-    async def decide_method(self, method: str, *, identify: Identify) -> Verdict:
-        """The verdict on a request that names no component (its method-level check)."""
+    async def decide_method(
+        self, method: str, *, identify: Identify, tasks_bound: bool = False
+    ) -> Verdict:
+        """The verdict on a request that names no component (its method-level check).
+
+        ``tasks/*`` requests name a task: with ``tasks_bound`` (the server's
+        tasks extension is ``GuardedTasks``) they pass to it, which answers the
+        task's owner only (:meth:`decide_owner`); otherwise they are refused,
+        whatever the method rules say, as tasks would not be bound to callers.
+        """
         started = time.perf_counter()
+        if method in TASK_METHODS:
+            if tasks_bound:
+                return Verdict(allowed=True, why="owner", reason="decided per task")
+            verdict = Verdict(
+                allowed=False, why="method", reason="tasks are not bound to their callers"
+            )
+            return self._audited(verdict, method, None, started)
         if method in HANDSHAKE_METHODS or self.planner.rules.bypassed(method):
             return Verdict(allowed=True, why="bypassed", reason="bypassed")
         if method not in self.planner.rules.known:
@@ -209,7 +213,7 @@ class Guard:
         if not asked:
             return self._listed(event, principal, public, "nothing to ask", "engine", started)
         try:
-            decisions = await self._check_many(asked)
+            decisions = await ask_many(self.engine, asked)
         except Exception as exc:
             # Fail closed, but keep @public components reachable (a login tool).
             logger.error(
@@ -272,6 +276,36 @@ class Guard:
             error=listing.error,
         )
 
+    def decide_owner(
+        self,
+        method: str,
+        task_id: str,
+        *,
+        owner: Principal | None,
+        caller: Principal | None,
+    ) -> Verdict:
+        """The verdict on a request about a task: only the caller who submitted it may.
+
+        Another caller's task and an unknown one (``owner`` is ``None``) get
+        the same denial. The user and tenant must match; attributes may change
+        between requests (a refreshed token). One audit event.
+        """
+        started = time.perf_counter()
+        if caller is None:
+            verdict = Verdict(allowed=False, why="no-credentials", reason=NO_CREDENTIALS)
+        elif owner is not None and (owner.key, owner.tenant) == (caller.key, caller.tenant):
+            verdict = Verdict(
+                allowed=True, why="owner", reason="the task's owner", principal=caller
+            )
+        else:
+            verdict = Verdict(
+                allowed=False,
+                why="owner",
+                reason="not the task's owner, or no such task",
+                principal=caller,
+            )
+        return self._audited(verdict, method, task_id, started)
+
     # ------------------------------------------------------------------- internals
 
     async def _ask(
@@ -284,8 +318,7 @@ class Guard:
     ) -> Verdict:
         """One engine call; any failure is a denial (fail closed)."""
         try:
-            decision = await self.engine.check(request)
-            _check_decision(decision)
+            decision = await ask_one(self.engine, request)
         except Exception as exc:
             # Fail closed: the cause goes to the log, never to the client.
             logger.error("policy engine %s failed; denying: %s", self.engine_name, exc)
@@ -309,15 +342,6 @@ class Guard:
                 cached=decision.cached,
             )
         return self._audited(verdict, method, component, started)
-
-    async def _check_many(self, requests: Sequence[AuthzRequest]) -> list[Decision]:
-        decisions = await self.engine.check_many(requests)
-        if not isinstance(decisions, list) or len(decisions) != len(requests):
-            count = len(decisions) if isinstance(decisions, list) else type(decisions).__name__
-            raise EngineError(f"check_many answered {count} decisions for {len(requests)} requests")
-        for decision in decisions:
-            _check_decision(decision)
-        return decisions
 
     def _audited(
         self, verdict: Verdict, method: str, component: str | None, started: float
@@ -369,9 +393,3 @@ class Guard:
             decisions=decisions or (None,) * len(allowed),
             error=error,
         )
-
-
-def _check_decision(decision: object) -> None:
-    """An answer that is not a Decision with a real bool is an engine failure, not an allow."""
-    if not isinstance(decision, Decision) or not isinstance(decision.allowed, bool):
-        raise EngineError(f"engine answered {decision!r}, not a Decision")

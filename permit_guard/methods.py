@@ -27,6 +27,7 @@ __all__ = [
     "LIST_METHODS",
     "LIST_METHOD_KINDS",
     "REFERENCE_METHODS",
+    "TASK_METHODS",
     "TYPED_METHODS",
     "Kind",
     "MethodRules",
@@ -69,6 +70,9 @@ COMPONENT_METHODS: Final = frozenset(CALL_METHODS.values())
 #: component's list would show it to (``completion/complete`` reveals a prompt's
 #: or template's arguments).
 REFERENCE_METHODS: Final = frozenset({"completion/complete"})
+#: Requests that name a background task by id (fastmcp-tasks, SEP-2663): answered
+#: by :class:`~permit_guard.tasks.GuardedTasks` for the task's owner only.
+TASK_METHODS: Final = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
 #: Methods FastMCP hands to a typed middleware hook (calls and lists).
 TYPED_METHODS: Final = COMPONENT_METHODS | frozenset(LIST_METHODS)
 #: The protocol handshake: a client that cannot complete it cannot even reach

@@ -2,18 +2,8 @@
 
 Example::
 
-    from fastmcp import FastMCP
-    from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, require_permission
-
-    mcp = FastMCP("billing")
-
-    @mcp.tool
-    @require_permission()
-    def refund(amount: float) -> str:
-        return f"refunded {amount}"
-
-    guard = PermitMcpMiddleware(engine=LocalPolicyEngine.from_file("policy.yaml"))
-    guard.attach(mcp)  # or mcp.add_middleware(guard)
+    mcp = FastMCP("billing")  # its tools decorated with @require_permission, @public...
+    PermitMcpMiddleware(engine=LocalPolicyEngine.from_file("policy.yaml")).attach(mcp)
 
 Each hook finds the component(s) of the request and asks the decision core
 (:class:`~permit_guard.guard.Guard`) for a verdict: the caller's identity, the
@@ -59,7 +49,13 @@ from permit_guard.identity import IdentityExtractor, identity_from_settings
 from permit_guard.mapping import MappingConfig
 from permit_guard.methods import LIST_METHOD_KINDS, REFERENCE_METHODS, TYPED_METHODS
 from permit_guard.model import Principal
-from permit_guard.placement import take_over, take_over_or_refuse
+from permit_guard.placement import (
+    claim,
+    refuse_unbound_task,
+    take_over,
+    take_over_or_refuse,
+    tasks_bound,
+)
 from permit_guard.settings import GuardSettings, settings_for
 
 __all__ = [
@@ -195,16 +191,15 @@ class PermitMcpMiddleware(Middleware):
 
     @property
     def lifespan(self) -> Lifespan:
-        """A FastMCP lifespan that guards the server before it serves and closes the engine after.
+        """A lifespan that guards the server before it serves and closes the engine after.
 
-        ``FastMCP("name", lifespan=guard.lifespan)``, or combined with your own
-        (``my_lifespan | guard.lifespan``, see ``fastmcp.server.lifespan``).
+        ``FastMCP("name", lifespan=guard.lifespan)``, or ``my_lifespan | guard.lifespan``.
         """
         middleware = self
 
         @lifespan
         async def close_guard(server: Any) -> AsyncIterator[dict[str, Any]]:
-            take_over(server, middleware)
+            await take_over(server, middleware)
             try:
                 yield {}
             finally:
@@ -213,20 +208,17 @@ class PermitMcpMiddleware(Middleware):
         return close_guard
 
     def attach(self, server: FastMCP[Any]) -> None:
-        """Add the guard to ``server`` and make it own every door before the first request.
+        """Add the guard to ``server`` (the one you serve) and own every door before it serves.
 
-        ``mcp.add_middleware(guard)`` works too; ``attach`` also takes over,
-        at once, the input-schema lookup the mcp SDK consults before any
-        middleware runs (``Mcp-Param-*`` header validation on the modern
-        protocol), which otherwise the guard can only take over at the first
-        request it sees. Call it on the server you serve (the root of mounts).
+        Unlike ``mcp.add_middleware(guard)``, this also takes over at once what
+        the mcp SDK consults before any middleware (see :mod:`permit_guard.headers`).
 
         Raises:
             ConfigurationError: When a middleware already on the server would
                 run before the guard and can answer for it (a response cache).
         """
         server.add_middleware(self)
-        take_over(server, self)
+        claim(server, self)
 
     # ------------------------------------------------------------------ hooks
 
@@ -235,9 +227,8 @@ class PermitMcpMiddleware(Middleware):
     ) -> Any:
         """Every message: the guard sits where nothing answers for it, and owns every door."""
         server = server_of(context)
-        if server is not None:
-            # Without attach() or the lifespan, the guard learns its server only now.
-            take_over_or_refuse(server, self)
+        if server is not None:  # without attach() or the lifespan, the guard learns it only now
+            await take_over_or_refuse(server, self)
         return await call_next(context)
 
     async def on_request(
@@ -252,7 +243,11 @@ class PermitMcpMiddleware(Middleware):
             return await call_next(context)
         if method in REFERENCE_METHODS:
             return await complete(self.guard, context, call_next, self._identifier(context))
-        verdict = await self.guard.decide_method(method, identify=self._identifier(context))
+        verdict = await self.guard.decide_method(
+            method,
+            identify=self._identifier(context),
+            tasks_bound=tasks_bound(server_of(context)),
+        )
         if not verdict.allowed:
             if verdict.why == "no-credentials":
                 raise on_wire(AuthenticationFailed())
@@ -274,8 +269,8 @@ class PermitMcpMiddleware(Middleware):
             requested_version(message.meta),
         )
         principal = await self._enforce(context, "tools/call", found)
-        # Mcp-Param-* headers are checked only now: a caller who may not call
-        # the tool never learns what it declares.
+        # Only now: a caller who may not call the tool learns nothing of it.
+        refuse_unbound_task(server_of(context), context, found)
         check_mcp_param_headers(context, found.component, message.arguments)
         with acting_as(principal):
             return await call_next(context)
@@ -396,6 +391,10 @@ class PermitMcpMiddleware(Middleware):
         """
         raise NotImplementedError
 
+    async def identify(self, context: MiddlewareContext[Any]) -> Principal | None:
+        """The caller of a request, as this guard finds it (``None``: no valid credentials)."""
+        return await identify(self._extractor, context)
+
     def _identifier(self, context: MiddlewareContext[Any]) -> Identify:
         """The caller of this request, found only when the guard needs it."""
-        return lambda: identify(self._extractor, context)
+        return lambda: self.identify(context)

@@ -8,7 +8,9 @@ to serve in that order, and says how to fix it; placed after the guard, a cache
 is filtered per caller like any other answer.
 
 The guard also owns the server's pre-dispatch input-schema lookup here (see
-:mod:`permit_guard.headers`).
+:mod:`permit_guard.headers`), and refuses background tasks a plain
+fastmcp-tasks extension would run unbound to their caller (see
+:mod:`permit_guard.tasks`).
 """
 
 from __future__ import annotations
@@ -17,17 +19,31 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
+from fastmcp.utilities.tasks import TASKS_EXTENSION_ID
 from mcp import MCPError
 from mcp_types import INTERNAL_ERROR
 
-from permit_guard.exceptions import ConfigurationError
+from permit_guard.exceptions import AccessDenied, ConfigurationError
 from permit_guard.headers import own_input_schema_lookup, owns_input_schema_lookup
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
-    from fastmcp.server.middleware import Middleware
+    from fastmcp.server.context import Context
+    from fastmcp.server.middleware import Middleware, MiddlewareContext
 
-__all__ = ["ANSWERING_MIDDLEWARE", "check_placement", "take_over", "take_over_or_refuse"]
+    from permit_guard.components.lookup import Target
+    from permit_guard.middleware import PermitMcpMiddleware
+
+__all__ = [
+    "ANSWERING_MIDDLEWARE",
+    "check_placement",
+    "claim",
+    "refuse_unbound_task",
+    "take_over",
+    "take_over_or_refuse",
+    "tasks_bound",
+    "would_be_task",
+]
 
 logger = logging.getLogger("permit_guard")
 
@@ -54,8 +70,8 @@ def check_placement(server: FastMCP[Any], guard: Middleware) -> None:
             )
 
 
-def take_over(server: FastMCP[Any], guard: Middleware) -> None:
-    """Everything the guard must own on ``server`` before it serves a request.
+def claim(server: FastMCP[Any], guard: Middleware) -> None:
+    """What the guard owns on ``server`` at once (``attach``): its place, and the SDK's lookup.
 
     Raises:
         ConfigurationError: When a middleware before the guard could answer for it.
@@ -65,15 +81,70 @@ def take_over(server: FastMCP[Any], guard: Middleware) -> None:
         own_input_schema_lookup(server)
 
 
-def take_over_or_refuse(server: FastMCP[Any], guard: Middleware) -> None:
+async def take_over(server: FastMCP[Any], guard: PermitMcpMiddleware) -> None:
+    """Everything the guard must own on ``server`` before it serves a request.
+
+    :func:`claim`, and a survey of the server's tools for ambiguous actions
+    (once per server).
+
+    Raises:
+        ConfigurationError: When a middleware before the guard could answer for it.
+    """
+    claim(server, guard)
+    await guard.guard.planner.survey(server)
+
+
+async def take_over_or_refuse(server: FastMCP[Any], guard: PermitMcpMiddleware) -> None:
     """:func:`take_over` for a request in flight: a server that cannot be guarded serves nothing.
 
     Raises:
         MCPError: "Internal server error"; the reason goes to the log, never to the client.
     """
     try:
-        take_over(server, guard)
+        await take_over(server, guard)
     except ConfigurationError as exc:
         # Fail closed: refuse every request until the server is set up right.
         logger.error("refusing to serve: %s", exc)
         raise MCPError(code=INTERNAL_ERROR, message="Internal server error") from exc
+
+
+def tasks_bound(server: FastMCP[Any] | None) -> bool:
+    """Whether ``server``'s background tasks are bound to their callers (``GuardedTasks``)."""
+    extensions = getattr(server, "_extensions", None)
+    extension = extensions.get(TASKS_EXTENSION_ID) if isinstance(extensions, dict) else None
+    return getattr(extension, "binds_tasks_to_callers", False) is True
+
+
+def refuse_unbound_task(
+    server: FastMCP[Any] | None, context: MiddlewareContext[Any], found: Target
+) -> None:
+    """Refuse a call a plain tasks extension would run as a task, outside every guard.
+
+    Raises:
+        AccessDenied: The one answer for denied, hidden and unknown components.
+    """
+    extensions = getattr(server, "_extensions", None)
+    if not isinstance(extensions, dict) or TASKS_EXTENSION_ID not in extensions:
+        return
+    if tasks_bound(server) or not would_be_task(found.component, context.fastmcp_context):
+        return
+    # Fail closed: the worker would run the function unchecked, for anyone holding the id.
+    logger.error(
+        "refusing %r as a background task: register permit_guard.tasks.GuardedTasks "
+        "instead of TasksExtension so tasks are checked and bound to their caller",
+        found.name,
+    )
+    raise AccessDenied.hidden(found.kind, found.name)
+
+
+def would_be_task(tool: object, context: Context | None) -> bool:
+    """Whether fastmcp-tasks would run a call of ``tool`` as a task (it asks the same questions).
+
+    A tool that requires tasks always is one; an optional one is when the
+    request opts into the tasks extension.
+    """
+    mode = getattr(getattr(tool, "task_config", None), "mode", "forbidden")
+    if mode == "required":
+        return True
+    settings = getattr(context, "client_extension_settings", None)
+    return mode == "optional" and settings is not None and settings(TASKS_EXTENSION_ID) is not None

@@ -8,8 +8,10 @@ the :class:`~permit_guard.guard.Guard` decides with it.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
 
+from permit_guard.ambiguity import ambiguous_tools
 from permit_guard.components.lookup import Target
 from permit_guard.components.resolve import Resolved, resolve
 from permit_guard.mapping import MappingConfig, component_request, gate_request
@@ -18,6 +20,8 @@ from permit_guard.model import AuthzRequest, Principal
 from permit_guard.verdict import Plan
 
 if TYPE_CHECKING:
+    from fastmcp import FastMCP
+
     from permit_guard.settings import GuardSettings
 
 __all__ = ["DEFAULT_DENY", "NO_CREDENTIALS", "UNKNOWN", "UNMAPPABLE", "Planner"]
@@ -43,7 +47,7 @@ class Planner:
         default_deny: Refuse undecorated components without asking the engine.
     """
 
-    __slots__ = ("default_deny", "mapping", "rules")
+    __slots__ = ("_surveyed", "ambiguous", "default_deny", "mapping", "rules")
 
     def __init__(
         self, *, mapping: MappingConfig, rules: MethodRules, default_deny: bool = False
@@ -51,6 +55,27 @@ class Planner:
         self.mapping = mapping
         self.rules = rules
         self.default_deny = default_deny
+        #: Tool name -> why it is refused: its name-derived action is another's
+        #: too (see :mod:`permit_guard.ambiguity`); filled by :meth:`survey`.
+        self.ambiguous: Mapping[str, str] = {}
+        self._surveyed: object = None
+
+    async def survey(self, server: FastMCP[Any]) -> None:
+        """Look at the server's tools as a whole: find those whose actions are ambiguous.
+
+        Done once per server, when it starts serving (its first request, or
+        the guard's lifespan), and before ``permit-guard`` describes it.
+        """
+        if self._surveyed is server:
+            return
+        try:
+            tools = await server.list_tools(run_middleware=False)
+        except Exception as exc:
+            # Asked again at the next request; each call is still checked on its own.
+            logger.error("cannot list the tools of %r to find ambiguous actions: %s", server, exc)
+            return
+        self.ambiguous = await ambiguous_tools(tools, self.mapping)
+        self._surveyed = server
 
     @classmethod
     def from_settings(cls, settings: GuardSettings) -> Planner:
@@ -71,7 +96,8 @@ class Planner:
         The order matters and is the guard's contract: a public component is
         allowed whatever the method rules say; then a method outside
         ``known_methods`` (for a list entry, also its call method), an unknown
-        component, default deny and unmappable arguments refuse, in that order.
+        component, default deny, unmappable arguments and an ambiguous action
+        refuse, in that order.
         """
         resolved: Resolved | None = None
         detail = UNKNOWN
@@ -98,6 +124,8 @@ class Planner:
                 return Plan(why="default-deny", reason=DEFAULT_DENY, resolved=resolved)
         elif not resolved.arguments_mappable:
             return Plan(why="unmappable", reason=UNMAPPABLE, resolved=resolved)
+        if target.kind == "tool" and target.name in self.ambiguous:
+            return Plan(why="ambiguous", reason=self.ambiguous[target.name], resolved=resolved)
         return Plan(why="engine", resolved=resolved)
 
     def request(

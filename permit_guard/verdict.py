@@ -33,8 +33,10 @@ Why = Literal[
     "unknown",  # no such component, or its spec cannot be found
     "default-deny",  # undecorated under default deny
     "unmappable",  # a transformed tool whose requirement reads arguments
+    "ambiguous",  # a tool whose name-derived action another tool's shares
     "arguments",  # arguments that cannot be mapped faithfully
     "gate",  # a list whose method gate the engine denied
+    "owner",  # a request about a task: allowed for its owner, like an unknown id for others
 ]
 
 

@@ -72,6 +72,7 @@ async def check(
     """
     await require_component(server, kind, name)
     guard = Guard.from_settings(settings, engine=engine)
+    await guard.planner.survey(server)  # as the middleware does when the server starts
     sent = dict(arguments or {})
     if kind == "prompt":
         # Prompt arguments travel as strings, as clients send them.

@@ -206,6 +206,7 @@ async def inventory(server: FastMCP[Any], settings: GuardSettings) -> Inventory:
         ConfigurationError: If the settings cannot work together.
     """
     planner = Planner.from_settings(settings)
+    await planner.survey(server)
     principal = Principal(key="{user}")
     listed: list[tuple[Kind, Sequence[Component]]] = [
         ("tool", await server.list_tools(run_middleware=False)),

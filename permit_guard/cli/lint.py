@@ -108,7 +108,7 @@ def lint(
         if row.guard != "default-deny" and not row.reachable:
             findings.append(
                 Finding(
-                    kind="unreachable",
+                    kind="ambiguous-action" if row.why == "ambiguous" else "unreachable",
                     severity="error",
                     component=label,
                     location=None,
