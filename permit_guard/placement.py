@@ -23,6 +23,7 @@ from fastmcp.utilities.tasks import TASKS_EXTENSION_ID
 from mcp import MCPError
 from mcp_types import INTERNAL_ERROR
 
+from permit_guard.components.index import count_changes
 from permit_guard.exceptions import AccessDenied, ConfigurationError
 from permit_guard.headers import own_input_schema_lookup, owns_input_schema_lookup
 
@@ -79,6 +80,8 @@ def claim(server: FastMCP[Any], guard: Middleware) -> None:
     check_placement(server, guard)
     if not owns_input_schema_lookup(server):
         own_input_schema_lookup(server)
+    # Unknown names are then answered from an index, as fast as hidden ones.
+    count_changes(getattr(server, "local_provider", None))
 
 
 async def take_over(server: FastMCP[Any], guard: PermitMcpMiddleware) -> None:

@@ -17,9 +17,11 @@ from fastmcp.prompts.base import Prompt
 from fastmcp.resources.base import Resource
 from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
+from fastmcp.server.transforms.visibility import is_enabled
 from fastmcp.tools.base import Tool
 from fastmcp.utilities.versions import VersionSpec, version_sort_key
 
+from permit_guard.components.index import names_of
 from permit_guard.methods import Kind
 
 if TYPE_CHECKING:
@@ -233,14 +235,13 @@ async def _template_for(server: FastMCP[Any], key: str) -> ResourceTemplate | No
     return template
 
 
-def _local_fast_path(server: FastMCP[Any], key: str) -> Any:
-    """An O(1) lookup of ``key`` among the server's own components, when it is exact.
+def _exact_local(server: FastMCP[Any]) -> Any:
+    """The server's local provider, when it alone answers lookups (else ``None``).
 
     FastMCP's own lookup gathers every provider and applies transforms, which
-    costs hundreds of microseconds on a large server. When the server has only
-    its local provider and no transforms, the local component under ``key`` is
-    exactly what FastMCP will run; otherwise this returns ``None`` and the
-    caller uses FastMCP's public lookup.
+    costs hundreds of microseconds on a large server (milliseconds for a name
+    it does not hold). With only its local provider and no transforms, the
+    local table is what FastMCP looks in.
     """
     try:
         if server._transforms or len(server.providers) != 1:
@@ -248,10 +249,38 @@ def _local_fast_path(server: FastMCP[Any], key: str) -> Any:
         local = server.local_provider
         if local._transforms or server._injected_tools():
             return None
-        return local._components.get(key)
     except AttributeError:
         # A FastMCP without these internals: use the public lookup.
         return None
+    return local
+
+
+def _local_fast_path(server: FastMCP[Any], key: str) -> Any:
+    """An O(1) lookup of ``key`` among the server's own components, when it is exact.
+
+    ``key`` (``tool:{name}@``) names the unversioned component, which the
+    local provider never mixes with versions of that name, so there is no
+    version to fall back to. Otherwise this returns ``None`` and the caller
+    uses FastMCP's own lookup.
+    """
+    local = _exact_local(server)
+    found = local._components.get(key) if local is not None else None
+    # A component its own auth= or visibility may refuse is left to FastMCP,
+    # whose answer (another version, or nothing) then decides.
+    if found is None or getattr(found, "auth", None) is not None or not is_enabled(found):
+        return None
+    return found
+
+
+def _surely_absent(server: FastMCP[Any], kind: str, name: str) -> bool:
+    """Whether no component of the server has this name, in any version (O(1)).
+
+    Lets an unknown name be answered as fast as a hidden one; ``False`` when
+    that cannot be told without FastMCP's lookup (see ``components.index``).
+    """
+    local = _exact_local(server)
+    names = names_of(local) if local is not None else None
+    return names is not None and f"{kind}:{name}" not in names
 
 
 async def find_tool(
@@ -262,6 +291,8 @@ async def find_tool(
         tool = _local_fast_path(server, f"tool:{name}@")
         if isinstance(tool, Tool):
             return tool
+    if _surely_absent(server, "tool", name) and parse_hashed_backend_name(name) is None:
+        return None
     tool = await server.get_tool(name, version=version)
     if tool is None:
         # FastMCP's second route: an app tool addressed as `<hash>_<name>`.
@@ -280,6 +311,8 @@ async def find_prompt(
         prompt = _local_fast_path(server, f"prompt:{name}@")
         if isinstance(prompt, Prompt):
             return prompt
+    if _surely_absent(server, "prompt", name):
+        return None
     return await server.get_prompt(name, version=version)
 
 
@@ -291,9 +324,18 @@ async def find_resource(
         resource = _local_fast_path(server, f"resource:{uri}@")
         if isinstance(resource, Resource):
             return resource, {}
-    found = await server.get_resource(uri, version=version)
-    if found is not None:
-        return found, {}
+    lookup = getattr(server, "_lookup_resource", None)
+    if lookup is not None:
+        # FastMCP >= 4.2 lets a hidden concrete resource shadow the templates
+        # matching its URI (the read is refused): ask its own resolver, so a
+        # shadowed template is never judged in the resource's place.
+        found, exists = await lookup(uri, version)
+        if found is not None or exists:
+            return found, {}
+    else:
+        found = await server.get_resource(uri, version=version)
+        if found is not None:
+            return found, {}
     template = await server.get_resource_template(uri, version=version)
     if template is None:
         return None, {}
