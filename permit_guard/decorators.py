@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
+from permit_guard.components.binding import call_argument_names
 from permit_guard.exceptions import DecoratorError
 from permit_guard.spec import SPEC_ATTRIBUTE, Fixed, GuardSpec, fixed
 
@@ -68,7 +69,8 @@ def require_permission(
         key: The argument whose value is the resource instance key (for
             resource roles, e.g. ``"invoice_id"``), or ``fixed("...")``.
         tenant: The argument whose value is the tenant, or ``fixed("...")``.
-            Default: the caller's tenant, else ``default``.
+            Default: the caller's tenant, else ``default``. For both, an
+            argument a dependency owns through ``CallArgument()`` counts.
 
     Returns:
         A decorator that records the requirement and returns the function itself.
@@ -116,7 +118,8 @@ def abac_from_args(
     names, none is.
 
     Args:
-        *names: Argument names of the decorated function.
+        *names: Argument names of the decorated function, or of arguments a
+            dependency of it owns through ``CallArgument()``.
         prefix: Attribute name prefix. Default: the ``tool_argument_prefix``
             setting (``arg_``).
 
@@ -239,7 +242,11 @@ def _check_ref(label: str, ref: object) -> None:
 
 
 def _check_argument(fn: Callable[..., Any], name: str, usage: str) -> None:
-    """Fail at decoration time when ``fn`` has no argument called ``name``."""
+    """Fail at decoration time when ``fn`` has no argument called ``name``.
+
+    An argument a dependency of ``fn`` owns through ``CallArgument()`` counts:
+    FastMCP makes it part of the component's input.
+    """
     qualname = _qualname(fn)
     try:
         parameters = inspect.signature(fn).parameters
@@ -253,7 +260,10 @@ def _check_argument(fn: Callable[..., Any], name: str, usage: str) -> None:
         inspect.Parameter.VAR_KEYWORD,
     ):
         return
-    known = ", ".join(p for p in parameters if p not in ("self", "cls")) or "none"
+    owned = call_argument_names(fn)
+    if name in owned:
+        return
+    known = ", ".join([*(p for p in parameters if p not in ("self", "cls")), *owned]) or "none"
     raise DecoratorError(
         f"{qualname}: {usage} names no argument of the function (arguments: {known})",
         function=qualname,

@@ -30,7 +30,7 @@ from pydantic_core import PydanticUndefined
 
 from permit_guard.exceptions import InvalidArguments
 
-__all__ = ["ArgumentBinder", "binder_for_function", "binder_for_schema"]
+__all__ = ["ArgumentBinder", "binder_for_function", "binder_for_schema", "call_argument_names"]
 
 _MISSING: Any = object()
 
@@ -189,8 +189,11 @@ def binder_for_function(fn: Callable[..., Any], *, coerce_strings: bool = False)
     """The binder of a user function, built once from its signature and type hints.
 
     Parameters the server injects (a FastMCP ``Context``, ``Depends(...)``)
-    are left out: clients never send them. A parameter with an alias is read
-    under its alias, as pydantic reads it.
+    are left out: clients never send them. Arguments that a dependency reads
+    with ``CallArgument()`` and the function does not declare are added, as
+    FastMCP adds them to the tool's input schema: typed by the dependency's
+    annotation, with its default. A parameter with an alias is read under its
+    alias, as pydantic reads it.
 
     Args:
         fn: The function FastMCP will call.
@@ -206,41 +209,91 @@ def binder_for_function(fn: Callable[..., Any], *, coerce_strings: bool = False)
         hints = {}
     parameters: dict[str, _Parameter] = {}
     client_facing = _client_facing(fn)
-    for name, parameter in inspect.signature(fn).parameters.items():
+    own = inspect.signature(fn).parameters
+    for name, parameter in own.items():
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
         if client_facing is not None and name not in client_facing:
             continue
-        annotation = hints.get(name, parameter.annotation)
-        adapter = None if annotation is inspect.Parameter.empty else _adapter(annotation)
-        default = parameter.default
-        field_infos = [default] if isinstance(default, FieldInfo) else []
-        field_infos += [m for m in typing.get_args(annotation)[1:] if isinstance(m, FieldInfo)]
-        if isinstance(default, FieldInfo):
-            default = default.get_default(call_default_factory=True)
-            default = _MISSING if default is PydanticUndefined else default
-        elif default is inspect.Parameter.empty:
-            default = _MISSING
-        wire, unbindable = _wire_names(field_infos)
-        exact = annotation if annotation in _EXACT else None
-        parameters[name] = _Parameter(
-            adapter=adapter, default=default, exact=exact, wire=wire, unbindable=unbindable
-        )
+        parameters[name] = _parameter(hints.get(name, parameter.annotation), parameter.default)
+    for name, parameter in (client_facing or {}).items():
+        # Owned by a dependency's CallArgument: FastMCP validates it against the
+        # dependency's annotation (already resolved) and hands it only to it.
+        if name not in own and parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+            parameters[name] = _parameter(parameter.annotation, parameter.default)
     binder = ArgumentBinder(parameters, coerce_strings=coerce_strings)
     with contextlib.suppress(TypeError):  # not weakly referenceable: just not cached
         _cache[fn] = binder
     return binder
 
 
-def _client_facing(fn: Callable[..., Any]) -> set[str] | None:
-    """The parameters a client sends (FastMCP's view, injected ones removed)."""
+def _parameter(annotation: Any, default: Any) -> _Parameter:
+    """How one argument is read: its adapter, default and wire names."""
+    adapter = None if annotation is inspect.Parameter.empty else _adapter(annotation)
+    field_infos = [default] if isinstance(default, FieldInfo) else []
+    field_infos += [m for m in typing.get_args(annotation)[1:] if isinstance(m, FieldInfo)]
+    if isinstance(default, FieldInfo):
+        default = default.get_default(call_default_factory=True)
+        default = _MISSING if default is PydanticUndefined else default
+    elif default is inspect.Parameter.empty:
+        default = _MISSING
+    wire, unbindable = _wire_names(field_infos)
+    exact = annotation if annotation in _EXACT else None
+    return _Parameter(
+        adapter=adapter, default=default, exact=exact, wire=wire, unbindable=unbindable
+    )
+
+
+def _client_facing(fn: Callable[..., Any]) -> Mapping[str, inspect.Parameter] | None:
+    """The parameters a client sends, as FastMCP sees them (CallArgument-owned included)."""
     try:
         from fastmcp.server.dependencies import without_injected_parameters
 
-        return set(inspect.signature(without_injected_parameters(fn)).parameters)
+        return inspect.signature(without_injected_parameters(fn)).parameters
     except Exception:
         # Not a function FastMCP can wrap: keep every parameter.
         return None
+
+
+def call_argument_names(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The arguments FastMCP adds to ``fn``'s input schema for its dependencies.
+
+    A dependency of ``fn`` (``Depends(...)``, at any depth) that reads an
+    argument with ``CallArgument()`` which ``fn`` does not declare makes it an
+    argument of the component (FastMCP 4.2 and later; none before). Optional
+    references add nothing.
+
+    Safe to call at decoration time: it does not fill FastMCP's cache of
+    wrapped functions, which must see the signature FastMCP registers.
+    """
+    if not _fastmcp_exposes_call_arguments():
+        return ()
+    try:
+        from uncalled_for import get_call_argument_parameters
+
+        own = inspect.signature(fn).parameters
+        return tuple(p.name for p in get_call_argument_parameters(fn) if p.name not in own)
+    except Exception:
+        # No readable dependency graph: FastMCP could not register it either.
+        return ()
+
+
+@lru_cache(maxsize=1)
+def _fastmcp_exposes_call_arguments() -> bool:
+    """Whether this FastMCP puts CallArgument-owned arguments in the input schema."""
+    try:
+        from fastmcp.dependencies import CallArgument, Depends
+        from fastmcp.server.dependencies import without_injected_parameters
+    except ImportError:
+        return False
+
+    def probe(value: int = CallArgument()) -> int:
+        return value
+
+    def component(probed: int = Depends(probe)) -> int:
+        return probed
+
+    return "value" in inspect.signature(without_injected_parameters(component)).parameters
 
 
 def _wire_names(field_infos: list[FieldInfo]) -> tuple[tuple[str, ...], str | None]:
