@@ -397,4 +397,4 @@ class PermitMcpMiddleware(Middleware):
 
     def _identifier(self, context: MiddlewareContext[Any]) -> Identify:
         """The caller of this request, found only when the guard needs it."""
-        return lambda: self.identify(context)
+        return lambda: identify(self._extractor, context)
