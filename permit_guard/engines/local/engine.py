@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final, Self
 
 from permit_guard.engines.local.conditions import Subject
@@ -72,6 +73,7 @@ class LocalPolicyEngine:
     __slots__ = (
         "_grants",
         "_instance_roles",
+        "_instances",
         "_resource_actions",
         "_roles_on_type",
         "_source",
@@ -95,6 +97,7 @@ class LocalPolicyEngine:
         # (user, type) -> {resource role: one instance holding it}, for the listing rule.
         self._roles_on_type: Mapping[tuple[str, str], Mapping[str, str]] = index.roles_on_type
         self._user_attributes: Mapping[str, Mapping[str, Any]] = index.user_attributes
+        self._instances = index.instances
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Self:
@@ -176,6 +179,8 @@ class LocalPolicyEngine:
             The decision, whose reason names the role, user set or resource role
             that granted it, or says that none did.
         """
+        if self._instances and request.resource.key is not None:
+            request = self._in_instance(request)
         resource = request.resource
         type_name = resource.type
         action = request.action
@@ -283,6 +288,21 @@ class LocalPolicyEngine:
         if listing:
             return resource_set.condition.may_hold(subject) is not False
         return resource_set.condition.holds(subject)
+
+    def _in_instance(self, request: AuthzRequest) -> AuthzRequest:
+        """The request as the server's facts about its instance say it is.
+
+        A known instance is decided in its own tenant, whatever tenant the
+        request names (so roles in another tenant grant nothing on it), and its
+        attributes win over any the client sent under the same name.
+        """
+        resource = request.resource
+        known = self._instances.get((resource.type, resource.key or ""))
+        if known is None:
+            return request
+        tenant, attributes = known
+        facts = {**resource.attributes, **attributes} if attributes else resource.attributes
+        return replace(request, resource=replace(resource, tenant=tenant, attributes=facts))
 
     def _subject(self, request: AuthzRequest) -> Subject:
         # The file's attributes for the user, overridden by the request's own.

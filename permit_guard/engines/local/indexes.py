@@ -84,6 +84,8 @@ class DecisionIndex:
         roles_on_type: ``(user key, resource type)`` -> {resource role: one
             instance holding it}, for the listing rule.
         user_attributes: User key -> the file's attributes for the user.
+        instances: ``(resource type, instance key)`` -> the instance's tenant
+            and attributes (server-side facts).
     """
 
     resource_actions: Mapping[str, frozenset[str]]
@@ -92,6 +94,7 @@ class DecisionIndex:
     instance_roles: Mapping[tuple[str, str, str], tuple[str, ...]]
     roles_on_type: Mapping[tuple[str, str], Mapping[str, str]]
     user_attributes: Mapping[str, Mapping[str, Any]]
+    instances: Mapping[tuple[str, str], tuple[str, Mapping[str, Any]]]
 
     @classmethod
     def build(cls, loaded: LoadedPolicy) -> DecisionIndex:
@@ -158,6 +161,11 @@ class DecisionIndex:
             for role_name in held_roles:
                 roles_on_type.setdefault((holder, held_type), {}).setdefault(role_name, held_key)
 
+        instances: dict[tuple[str, str], tuple[str, Mapping[str, Any]]] = {}
+        for name, facts in policy.resource_instances.items():
+            type_name, _, key = name.partition(":")
+            instances[type_name, key] = (facts.tenant, MappingProxyType(facts.attributes))
+
         return cls(
             resource_actions=MappingProxyType(
                 {name: frozenset(r.actions) for name, r in policy.resources.items()}
@@ -171,4 +179,5 @@ class DecisionIndex:
             user_attributes=MappingProxyType(
                 {key: MappingProxyType(dict(u.attributes)) for key, u in policy.users.items()}
             ),
+            instances=MappingProxyType(instances),
         )

@@ -327,7 +327,23 @@ class _Checker:
             self._grants(role.grants, child_location(child_location("roles", role_name), "grants"))
         for user_key, user in p.users.items():
             self._user(user_key, user)
+        for instance in p.resource_instances:
+            self._instance_key(instance, child_location("resource_instances", instance))
         return self.problems
+
+    def _instance_key(self, instance: str, here: str) -> str | None:
+        """The resource type of ``"<type>:<key>"``, or ``None`` (the problem recorded)."""
+        type_name, colon, key = instance.partition(":")
+        if not colon or not type_name or not key:
+            self.problems.append(
+                f"{here}: expected '<resource type>:<instance key>', e.g. 'invoice:42'"
+            )
+            return None
+        if type_name not in self.policy.resources:
+            known = list(self.policy.resources)
+            self.problems.append(f"{here}: " + _unknown("resource type", type_name, known))
+            return None
+        return type_name
 
     def _grants(self, grants: Mapping[str, list[str]], where: str) -> None:
         p = self.policy
@@ -364,18 +380,10 @@ class _Checker:
                     self.problems.append(f"{here}: " + _unknown("role", role_name, list(p.roles)))
         for instance, role_names in user.resource_roles.items():
             here = child_location(child_location(where, "resource_roles"), instance)
-            type_name, colon, key = instance.partition(":")
-            if not colon or not type_name or not key:
-                self.problems.append(
-                    f"{here}: expected '<resource type>:<instance key>', e.g. 'invoice:42'"
-                )
+            type_name = self._instance_key(instance, here)
+            if type_name is None:
                 continue
-            resource = p.resources.get(type_name)
-            if resource is None:
-                self.problems.append(
-                    f"{here}: " + _unknown("resource type", type_name, list(p.resources))
-                )
-                continue
+            resource = p.resources[type_name]
             for role_name in role_names:
                 if role_name not in resource.roles:
                     self.problems.append(

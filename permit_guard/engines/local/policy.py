@@ -36,6 +36,7 @@ from permit_guard.model import DEFAULT_TENANT
 __all__ = [
     "WILDCARD",
     "Policy",
+    "PolicyResourceInstance",
     "PolicyResourceSet",
     "PolicyResourceType",
     "PolicyRole",
@@ -154,6 +155,21 @@ class PolicyUser(_Model):
         return self.roles
 
 
+class PolicyResourceInstance(_Model):
+    """One resource instance the server knows (Permit's resource instances).
+
+    Attributes:
+        tenant: The tenant the instance lives in: a request naming the
+            instance is decided there, whatever tenant it names.
+        attributes: Server-side facts about the instance; they join the
+            request's resource attributes and win over any sent under the
+            same name.
+    """
+
+    tenant: str = Field(default=DEFAULT_TENANT, min_length=1)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
 class Policy(_Model):
     """A whole policy file.
 
@@ -163,6 +179,7 @@ class Policy(_Model):
         user_sets: User sets by name.
         roles: Roles by name.
         users: Users by key.
+        resource_instances: Known resource instances, by ``"<type>:<key>"``.
     """
 
     resources: dict[str, PolicyResourceType] = Field(default_factory=dict)
@@ -170,3 +187,4 @@ class Policy(_Model):
     user_sets: dict[str, PolicyUserSet] = Field(default_factory=dict)
     roles: dict[str, PolicyRole] = Field(default_factory=dict)
     users: dict[str, PolicyUser] = Field(default_factory=dict)
+    resource_instances: dict[str, PolicyResourceInstance] = Field(default_factory=dict)
