@@ -111,11 +111,15 @@ async def take_over_or_refuse(server: FastMCP[Any], guard: PermitMcpMiddleware) 
         raise MCPError(code=INTERNAL_ERROR, message="Internal server error") from exc
 
 
+def _tasks_extension(server: FastMCP[Any] | None) -> Any:
+    """The server's tasks extension, if it has one."""
+    extensions = getattr(server, "_extensions", None)
+    return extensions.get(TASKS_EXTENSION_ID) if isinstance(extensions, dict) else None
+
+
 def tasks_bound(server: FastMCP[Any] | None) -> bool:
     """Whether ``server``'s background tasks are bound to their callers (``GuardedTasks``)."""
-    extensions = getattr(server, "_extensions", None)
-    extension = extensions.get(TASKS_EXTENSION_ID) if isinstance(extensions, dict) else None
-    return getattr(extension, "binds_tasks_to_callers", False) is True
+    return getattr(_tasks_extension(server), "binds_tasks_to_callers", False) is True
 
 
 def refuse_unbound_task(
@@ -126,10 +130,10 @@ def refuse_unbound_task(
     Raises:
         AccessDenied: The one answer for denied, hidden and unknown components.
     """
-    extensions = getattr(server, "_extensions", None)
-    if not isinstance(extensions, dict) or TASKS_EXTENSION_ID not in extensions:
+    extension = _tasks_extension(server)
+    if extension is None or getattr(extension, "binds_tasks_to_callers", False) is True:
         return
-    if tasks_bound(server) or not would_be_task(found.component, context.fastmcp_context):
+    if not would_be_task(found.component, context.fastmcp_context):
         return
     # Fail closed: the worker would run the function unchecked, for anyone holding the id.
     logger.error(

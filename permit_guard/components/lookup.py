@@ -264,7 +264,10 @@ def _local_fast_path(server: FastMCP[Any], key: str) -> Any:
     uses FastMCP's own lookup.
     """
     local = _exact_local(server)
-    found = local._components.get(key) if local is not None else None
+    return _usable(local._components.get(key)) if local is not None else None
+
+
+def _usable(found: Any) -> Any:
     # A component its own auth= or visibility may refuse is left to FastMCP,
     # whose answer (another version, or nothing) then decides.
     if found is None or getattr(found, "auth", None) is not None or not is_enabled(found):
@@ -272,34 +275,41 @@ def _local_fast_path(server: FastMCP[Any], key: str) -> Any:
     return found
 
 
-def _surely_absent(server: FastMCP[Any], kind: str, name: str) -> bool:
-    """Whether no component of the server has this name, in any version (O(1)).
+def _from_local(
+    server: FastMCP[Any], kind: str, name: str, version: VersionSpec | None
+) -> tuple[Any, bool]:
+    """The local component FastMCP will run (or ``None``), and whether none has ``name``.
 
-    Lets an unknown name be answered as fast as a hidden one; ``False`` when
-    that cannot be told without FastMCP's lookup (see ``components.index``).
+    Both in O(1): the second lets an unknown name be answered as fast as a
+    hidden one; it is ``False`` when that cannot be told without FastMCP's
+    lookup (see ``components.index``).
     """
     local = _exact_local(server)
-    names = names_of(local) if local is not None else None
-    return names is not None and f"{kind}:{name}" not in names
+    if local is None:
+        return None, False
+    if version is None:
+        found = _usable(local._components.get(f"{kind}:{name}@"))
+        if found is not None:
+            return found, False
+    names = names_of(local)
+    return None, names is not None and f"{kind}:{name}" not in names
 
 
 async def find_tool(
     server: FastMCP[Any], name: str, version: VersionSpec | None = None
 ) -> Tool | None:
     """The tool ``name`` as FastMCP would run it, or ``None`` when unknown."""
-    if version is None:
-        tool = _local_fast_path(server, f"tool:{name}@")
-        if isinstance(tool, Tool):
-            return tool
-    if _surely_absent(server, "tool", name) and parse_hashed_backend_name(name) is None:
+    found, absent = _from_local(server, "tool", name, version)
+    if isinstance(found, Tool):
+        return found
+    hashed = parse_hashed_backend_name(name)
+    if absent and hashed is None:
         return None
     tool = await server.get_tool(name, version=version)
-    if tool is None:
+    if tool is None and hashed is not None:
         # FastMCP's second route: an app tool addressed as `<hash>_<name>`.
-        hashed = parse_hashed_backend_name(name)
-        if hashed is not None:
-            by_hash: Tool | None = await server.get_tool_by_hash(*hashed)
-            return by_hash
+        by_hash: Tool | None = await server.get_tool_by_hash(*hashed)
+        return by_hash
     return tool
 
 
@@ -307,11 +317,10 @@ async def find_prompt(
     server: FastMCP[Any], name: str, version: VersionSpec | None = None
 ) -> Prompt | None:
     """The prompt ``name`` as FastMCP would render it, or ``None`` when unknown."""
-    if version is None:
-        prompt = _local_fast_path(server, f"prompt:{name}@")
-        if isinstance(prompt, Prompt):
-            return prompt
-    if _surely_absent(server, "prompt", name):
+    found, absent = _from_local(server, "prompt", name, version)
+    if isinstance(found, Prompt):
+        return found
+    if absent:
         return None
     return await server.get_prompt(name, version=version)
 
