@@ -10,6 +10,7 @@ __all__ = [
     "AuthenticationFailed",
     "ConfigurationError",
     "DecoratorError",
+    "DirectoryError",
     "EngineError",
     "InvalidArguments",
     "PermitGuardError",
@@ -60,6 +61,20 @@ class PolicyFileError(PermitGuardError, ValueError):
         super().__init__(f"invalid policy {source}:\n{listing}")
         self.source = source
         self.problems = problems
+
+
+class DirectoryError(PermitGuardError, ValueError):
+    """A change to the embedded engine's facts that was refused; nothing changed.
+
+    Attributes:
+        operation: The call, e.g. ``role_assignments.assign``.
+        problem: What is wrong, in one sentence.
+    """
+
+    def __init__(self, operation: str, problem: str) -> None:
+        super().__init__(f"{operation}: {problem}")
+        self.operation = operation
+        self.problem = problem
 
 
 class EngineError(PermitGuardError):

@@ -633,7 +633,7 @@ def with_(path: str, value: Any) -> dict[str, Any]:
         pytest.param(
             {**VALID, "rols": {}},
             "top level: unknown key 'rols' (known: resources, resource_sets, user_sets, "
-            "roles, users, resource_instances)",
+            "roles, users, resource_instances, relationships)",
             id="unknown-top-level-key",
         ),
         pytest.param(

@@ -51,7 +51,8 @@ from permit_guard.cli.render import (
     table,
 )
 from permit_guard.engines.base import PolicyEngine, close_engine
-from permit_guard.engines.local.loading import LoadedPolicy, read_policy_file
+from permit_guard.engines.local.loading import LoadedPolicy
+from permit_guard.engines.local.reading import read_policy_file
 from permit_guard.exceptions import ConfigurationError, EngineError, PolicyFileError
 from permit_guard.model import Principal
 from permit_guard.settings import GuardSettings

@@ -225,8 +225,8 @@ def _grants(policy: Policy) -> Iterable[tuple[str, str, list[str]]]:
                 type_name = resource_set.resource if resource_set is not None else target
                 yield f"{holder}.{name}.grants.{target}", type_name, actions
     for type_name, resource in policy.resources.items():
-        for role, actions in resource.roles.items():
-            yield f"resources.{type_name}.roles.{role}", type_name, actions
+        for role, resource_role in resource.roles.items():
+            yield f"resources.{type_name}.roles.{role}", type_name, resource_role.permissions
 
 
 def _granted_pairs(policy: Policy) -> set[tuple[str, str]]:

@@ -9,7 +9,7 @@ import typer
 
 from permit_guard.cli.options import JsonOption
 from permit_guard.cli.render import plural, print_json, say
-from permit_guard.engines.local.loading import read_policy_file
+from permit_guard.engines.local.reading import read_policy_file
 from permit_guard.exceptions import PolicyFileError
 
 __all__ = ["policy_app"]

@@ -1,6 +1,6 @@
 """Kept for old imports: the code lives in ``engines/local/policy.py`` and ``loading.py``."""
 
-from permit_guard.engines.local.loading import SUFFIXES, LoadedPolicy, load_policy, read_policy_file
+from permit_guard.engines.local.loading import LoadedPolicy, load_policy
 from permit_guard.engines.local.policy import (
     WILDCARD,
     Policy,
@@ -10,6 +10,7 @@ from permit_guard.engines.local.policy import (
     PolicyUser,
     PolicyUserSet,
 )
+from permit_guard.engines.local.reading import SUFFIXES, read_policy_file
 
 __all__ = [
     "SUFFIXES",

@@ -13,7 +13,8 @@ import pytest
 
 from permit_guard import LocalPolicyEngine
 from permit_guard.engines.local.bounds import MAX_ALIASES, MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
-from permit_guard.engines.local.loading import load_policy, read_policy_file
+from permit_guard.engines.local.loading import load_policy
+from permit_guard.engines.local.reading import read_policy_file
 from permit_guard.exceptions import PolicyFileError
 
 ROOT = Path(__file__).resolve().parent.parent.parent

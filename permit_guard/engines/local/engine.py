@@ -32,8 +32,12 @@ from dataclasses import replace
 from typing import Any, Final, Self
 
 from permit_guard.engines.local.conditions import Subject
+from permit_guard.engines.local.directory import Directory
+from permit_guard.engines.local.facts import Facts, FactStore
 from permit_guard.engines.local.indexes import DecisionIndex, Grants, ResourceSet
-from permit_guard.engines.local.loading import LoadedPolicy, load_policy, read_policy_file
+from permit_guard.engines.local.loading import LoadedPolicy, load_policy
+from permit_guard.engines.local.reading import read_policy_file, write_data_file
+from permit_guard.engines.local.relations import derive, describe, reach
 from permit_guard.methods import LIST_METHODS
 from permit_guard.model import AuthzRequest, Decision
 
@@ -70,16 +74,7 @@ class LocalPolicyEngine:
     Build it with :meth:`from_file` or :meth:`from_dict`.
     """
 
-    __slots__ = (
-        "_grants",
-        "_instance_roles",
-        "_instances",
-        "_resource_actions",
-        "_roles_on_type",
-        "_source",
-        "_user_attributes",
-        "_user_roles",
-    )
+    __slots__ = ("_directory", "_grants", "_loaded", "_resource_actions", "_rules", "_store")
 
     def __init__(self, loaded: LoadedPolicy) -> None:
         """Build the decision indexes of a checked policy.
@@ -89,22 +84,23 @@ class LocalPolicyEngine:
                 or :func:`~permit_guard.engines.local.loading.read_policy_file`.
         """
         index = DecisionIndex.build(loaded)
-        self._source = loaded.source
+        self._loaded = loaded
         self._resource_actions: Mapping[str, frozenset[str]] = index.resource_actions
         self._grants: Mapping[tuple[str, str], Grants] = index.grants
-        self._user_roles: Mapping[tuple[str, str], tuple[str, ...]] = index.user_roles
-        self._instance_roles: Mapping[tuple[str, str, str], tuple[str, ...]] = index.instance_roles
-        # (user, type) -> {resource role: one instance holding it}, for the listing rule.
-        self._roles_on_type: Mapping[tuple[str, str], Mapping[str, str]] = index.roles_on_type
-        self._user_attributes: Mapping[str, Mapping[str, Any]] = index.user_attributes
-        self._instances = index.instances
+        self._rules = index.rules
+        self._store = FactStore(Facts.build(loaded.policy))
+        self._directory: Directory | None = None
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Self:
+    def from_file(
+        cls, path: str | os.PathLike[str], *, data: str | os.PathLike[str] | None = None
+    ) -> Self:
         """Load a policy file (``.yaml``, ``.yml`` or ``.json``), read once.
 
         Args:
             path: The policy file.
+            data: A data file (e.g. written by :meth:`save`) whose users,
+                resource instances and relationships replace the policy file's.
 
         Returns:
             The engine.
@@ -112,7 +108,7 @@ class LocalPolicyEngine:
         Raises:
             PolicyFileError: Naming the file and every problem found in it.
         """
-        return cls(read_policy_file(path))
+        return cls(read_policy_file(path, data=data))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> Self:
@@ -138,10 +134,42 @@ class LocalPolicyEngine:
     @property
     def source(self) -> str:
         """Where the policy came from (a file path, or the ``source`` given to from_dict)."""
-        return self._source
+        return self._loaded.source
+
+    @property
+    def policy(self) -> LoadedPolicy:
+        """The checked policy the engine was loaded from (the model; facts change at run time)."""
+        return self._loaded
+
+    @property
+    def facts(self) -> Facts:
+        """The facts the next decision reads: a snapshot that never changes."""
+        return self._store.facts
+
+    @property
+    def api(self) -> Directory:
+        """The runtime directory, in the shape of ``permit.Permit().api``.
+
+        Changes through it (role assignments, resource instances, relationship
+        tuples) are validated like the policy file and take effect on the next
+        decision. See ``docs/policy-file.md``, "Changing facts at run time".
+        """
+        if self._directory is None:
+            self._directory = Directory(self._loaded.policy, self._store)
+        return self._directory
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the current facts to a data file (YAML or JSON), kept apart from the policy.
+
+        Load it back with ``LocalPolicyEngine.from_file(policy, data=path)``.
+
+        Args:
+            path: The data file (``.yaml``, ``.yml`` or ``.json``).
+        """
+        write_data_file(path, self._store.facts)
 
     def __repr__(self) -> str:
-        return f"LocalPolicyEngine(source={self._source!r})"
+        return f"LocalPolicyEngine(source={self.source!r})"
 
     async def check(self, request: AuthzRequest) -> Decision:
         """Decide one request (see :meth:`decide`).
@@ -179,8 +207,9 @@ class LocalPolicyEngine:
             The decision, whose reason names the role, user set or resource role
             that granted it, or says that none did.
         """
-        if self._instances and request.resource.key is not None:
-            request = self._in_instance(request)
+        facts = self._store.facts
+        if facts.instances and request.resource.key is not None:
+            request = _in_instance(facts, request)
         resource = request.resource
         type_name = resource.type
         action = request.action
@@ -190,7 +219,7 @@ class LocalPolicyEngine:
         if grants is None:
             return self._unknown_target(type_name, action)
 
-        roles = self._user_roles.get((tenant, user_key), ())
+        roles = facts.user_roles.get((tenant, user_key), ())
         for role in roles:
             if role in grants.roles:
                 return Decision(
@@ -198,30 +227,10 @@ class LocalPolicyEngine:
                     reason=f"role {role!r} grants {type_name}:{action} in tenant {tenant!r}",
                 )
 
-        if grants.resource_roles and resource.key is not None:
-            for role in self._instance_roles.get((user_key, type_name, resource.key), ()):
-                if role in grants.resource_roles:
-                    return Decision(
-                        allowed=True,
-                        reason=(
-                            f"resource role {role!r} on {type_name}:{resource.key} grants {action}"
-                        ),
-                    )
-
-        if grants.resource_roles and resource.key is None and is_listing(request):
-            # The listing rule for ReBAC: the instance comes from the call's
-            # arguments, so a list shows the component to a caller holding a
-            # granting resource role on some instance of the type.
-            held = self._roles_on_type.get((user_key, type_name), {})
-            for role, key in held.items():
-                if role in grants.resource_roles:
-                    return Decision(
-                        allowed=True,
-                        reason=(
-                            f"resource role {role!r} on {type_name}:{key} grants {action} "
-                            "(listing: held on some instance)"
-                        ),
-                    )
+        if grants.resource_roles:
+            held = self._resource_role(facts, request, grants.resource_roles)
+            if held is not None:
+                return held
 
         subject: Subject | None = None
         listing = False
@@ -229,7 +238,7 @@ class LocalPolicyEngine:
             for role in roles:
                 for resource_set in grants.roles_via_sets.get(role, ()):
                     if subject is None:
-                        subject = self._subject(request)
+                        subject = _subject(facts, request)
                         listing = is_listing(request)
                     if self._set_admits(resource_set, subject, listing):
                         return Decision(
@@ -243,7 +252,7 @@ class LocalPolicyEngine:
 
         if grants.user_sets:
             if subject is None:
-                subject = self._subject(request)
+                subject = _subject(facts, request)
                 listing = is_listing(request)
             for grant in grants.user_sets:
                 # User sets are about who the caller is: always two-valued, even for lists.
@@ -263,7 +272,7 @@ class LocalPolicyEngine:
                         ),
                     )
 
-        if user_key not in self._user_attributes:
+        if user_key not in facts.user_attributes:
             return Decision(
                 allowed=False,
                 reason=(
@@ -289,33 +298,62 @@ class LocalPolicyEngine:
             return resource_set.condition.may_hold(subject) is not False
         return resource_set.condition.holds(subject)
 
-    def _in_instance(self, request: AuthzRequest) -> AuthzRequest:
-        """The request as the server's facts about its instance say it is.
-
-        A known instance is decided in its own tenant, whatever tenant the
-        request names (so roles in another tenant grant nothing on it), and its
-        attributes win over any the client sent under the same name.
-        """
+    def _resource_role(
+        self, facts: Facts, request: AuthzRequest, wanted: frozenset[str]
+    ) -> Decision | None:
+        """An allow from a resource role the user holds (assigned or derived), or ``None``."""
         resource = request.resource
-        known = self._instances.get((resource.type, resource.key or ""))
-        if known is None:
-            return request
-        tenant, attributes = known
-        facts = {**resource.attributes, **attributes} if attributes else resource.attributes
-        return replace(request, resource=replace(resource, tenant=tenant, attributes=facts))
-
-    def _subject(self, request: AuthzRequest) -> Subject:
-        # The file's attributes for the user, overridden by the request's own.
-        known = self._user_attributes.get(request.user.key)
-        given = request.user.attributes
-        if not known:
-            attributes = given
-        elif not given:
-            attributes = known
-        else:
-            attributes = {**known, **given}
-        return Subject(
-            user_key=request.user.key, user_attributes=attributes, resource=request.resource
+        type_name, action, user_key = resource.type, request.action, request.user.key
+        if resource.key is not None:
+            instance = (type_name, resource.key)
+            for role in facts.instance_roles.get((user_key, *instance), ()):
+                if role in wanted:
+                    return Decision(
+                        allowed=True,
+                        reason=(
+                            f"resource role {role!r} on {type_name}:{resource.key} grants {action}"
+                        ),
+                    )
+            if not self._rules:
+                return None
+            path = derive(
+                self._rules, facts.instance_roles, facts.parents, user_key, instance, wanted
+            )
+            if path is None:
+                return None
+            return Decision(
+                allowed=True,
+                reason=(
+                    f"resource role {path[-1].role!r} on {type_name}:{resource.key} grants "
+                    f"{action} (derived: {describe(path)})"
+                ),
+            )
+        if not is_listing(request):
+            return None
+        # The listing rule for ReBAC: the instance comes from the call's
+        # arguments, so a list shows the component to a caller holding a
+        # granting resource role on some instance of the type.
+        for role, key in facts.roles_on_type.get((user_key, type_name), {}).items():
+            if role in wanted:
+                return Decision(
+                    allowed=True,
+                    reason=(
+                        f"resource role {role!r} on {type_name}:{key} grants {action} "
+                        "(listing: held on some instance)"
+                    ),
+                )
+        held = facts.holdings.get(user_key)
+        if not self._rules or not held:
+            return None
+        path = reach(self._rules, held, facts.children, type_name, wanted)
+        if path is None:
+            return None
+        return Decision(
+            allowed=True,
+            reason=(
+                f"resource role {path[-1].role!r} on {type_name}:{path[-1].key} grants {action} "
+                f"(listing: held on some instance; derived: {describe(path)})"
+            ),
         )
 
     def _unknown_target(self, type_name: str, action: str) -> Decision:
@@ -325,6 +363,35 @@ class LocalPolicyEngine:
         else:
             reason = f"resource type {type_name!r} has no action {action!r}"
         return Decision(allowed=False, reason=reason)
+
+
+def _in_instance(facts: Facts, request: AuthzRequest) -> AuthzRequest:
+    """The request as the server's facts about its instance say it is.
+
+    A known instance is decided in its own tenant, whatever tenant the request
+    names (so roles in another tenant grant nothing on it), and its attributes
+    win over any the client sent under the same name.
+    """
+    resource = request.resource
+    known = facts.instances.get((resource.type, resource.key or ""))
+    if known is None:
+        return request
+    tenant, attributes = known
+    merged = {**resource.attributes, **attributes} if attributes else resource.attributes
+    return replace(request, resource=replace(resource, tenant=tenant, attributes=merged))
+
+
+def _subject(facts: Facts, request: AuthzRequest) -> Subject:
+    # The known attributes of the user, overridden by the request's own.
+    known = facts.user_attributes.get(request.user.key)
+    given = request.user.attributes
+    if not known:
+        attributes = given
+    elif not given:
+        attributes = known
+    else:
+        attributes = {**known, **given}
+    return Subject(user_key=request.user.key, user_attributes=attributes, resource=request.resource)
 
 
 def _how(listing: bool) -> str:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 from permit_guard.engines.local.conditions import Condition
 from permit_guard.engines.local.loading import LoadedPolicy
 from permit_guard.engines.local.policy import WILDCARD
+from permit_guard.engines.local.relations import RoleRules
 
 __all__ = ["DecisionIndex", "Grants", "ResourceSet", "UserSetGrant"]
 
@@ -73,28 +73,17 @@ def _expand(actions: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DecisionIndex:
-    """Everything a decision looks up, keyed the way requests ask.
+    """The policy's model, keyed the way requests ask (the facts are in :class:`Facts`).
 
     Attributes:
         resource_actions: Resource type -> its actions.
         grants: ``(resource type, action)`` -> what may grant it.
-        user_roles: ``(tenant, user key)`` -> the user's roles there.
-        instance_roles: ``(user key, resource type, instance key)`` -> the
-            resource roles the user holds on that instance.
-        roles_on_type: ``(user key, resource type)`` -> {resource role: one
-            instance holding it}, for the listing rule.
-        user_attributes: User key -> the file's attributes for the user.
-        instances: ``(resource type, instance key)`` -> the instance's tenant
-            and attributes (server-side facts).
+        rules: How resource roles are derived along relations.
     """
 
     resource_actions: Mapping[str, frozenset[str]]
     grants: Mapping[tuple[str, str], Grants]
-    user_roles: Mapping[tuple[str, str], tuple[str, ...]]
-    instance_roles: Mapping[tuple[str, str, str], tuple[str, ...]]
-    roles_on_type: Mapping[tuple[str, str], Mapping[str, str]]
-    user_attributes: Mapping[str, Mapping[str, Any]]
-    instances: Mapping[tuple[str, str], tuple[str, Mapping[str, Any]]]
+    rules: RoleRules
 
     @classmethod
     def build(cls, loaded: LoadedPolicy) -> DecisionIndex:
@@ -144,40 +133,14 @@ class DecisionIndex:
                     UserSetGrant(set_name, condition, resource_set)
                 )
         for type_name, resource in policy.resources.items():
-            for role_name, actions in resource.roles.items():
-                for action in _expand(actions, resource.actions):
+            for role_name, resource_role in resource.roles.items():
+                for action in _expand(resource_role.permissions, resource.actions):
                     builders[type_name, action].resource_roles.add(role_name)
-
-        user_roles: dict[tuple[str, str], tuple[str, ...]] = {}
-        instance_roles: dict[tuple[str, str, str], tuple[str, ...]] = {}
-        for user_key, user in policy.users.items():
-            for tenant, role_names in user.roles_by_tenant().items():
-                user_roles[tenant, user_key] = tuple(dict.fromkeys(role_names))
-            for instance, role_names in user.resource_roles.items():
-                type_name, _, key = instance.partition(":")
-                instance_roles[user_key, type_name, key] = tuple(dict.fromkeys(role_names))
-        roles_on_type: dict[tuple[str, str], dict[str, str]] = {}
-        for (holder, held_type, held_key), held_roles in instance_roles.items():
-            for role_name in held_roles:
-                roles_on_type.setdefault((holder, held_type), {}).setdefault(role_name, held_key)
-
-        instances: dict[tuple[str, str], tuple[str, Mapping[str, Any]]] = {}
-        for name, facts in policy.resource_instances.items():
-            type_name, _, key = name.partition(":")
-            instances[type_name, key] = (facts.tenant, MappingProxyType(facts.attributes))
 
         return cls(
             resource_actions=MappingProxyType(
                 {name: frozenset(r.actions) for name, r in policy.resources.items()}
             ),
             grants=MappingProxyType({key: builder.build() for key, builder in builders.items()}),
-            user_roles=MappingProxyType(user_roles),
-            instance_roles=MappingProxyType(instance_roles),
-            roles_on_type=MappingProxyType(
-                {pair: MappingProxyType(roles) for pair, roles in roles_on_type.items()}
-            ),
-            user_attributes=MappingProxyType(
-                {key: MappingProxyType(dict(u.attributes)) for key, u in policy.users.items()}
-            ),
-            instances=MappingProxyType(instances),
+            rules=RoleRules.build(policy),
         )

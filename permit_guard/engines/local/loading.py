@@ -21,36 +21,38 @@ Example:
 
 from __future__ import annotations
 
-import difflib
-import json
-import os
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from permit_guard.engines.local.bounds import BoundedLoader, check_data, read_capped, too_deep
+from permit_guard.engines.local.bounds import check_data
 from permit_guard.engines.local.compiler import child_location, compile_condition
 from permit_guard.engines.local.conditions import Condition
+from permit_guard.engines.local.facts import Facts
 from permit_guard.engines.local.policy import (
     WILDCARD,
     Policy,
+    PolicyResourceRole,
     PolicyResourceSet,
     PolicyResourceType,
     PolicyRole,
     PolicyUser,
     PolicyUserSet,
 )
+from permit_guard.engines.local.references import (
+    names,
+    resource_role_problem,
+    split_instance,
+    tuple_problem,
+    unknown,
+)
+from permit_guard.engines.local.relations import graph_problem
 from permit_guard.exceptions import PolicyFileError
 
-__all__ = ["SUFFIXES", "LoadedPolicy", "load_policy", "read_policy_file"]
-
-#: The file extensions :func:`read_policy_file` accepts.
-SUFFIXES: Final = (".yaml", ".yml", ".json")
+__all__ = ["LoadedPolicy", "load_policy"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -93,7 +95,7 @@ def load_policy(data: object, *, source: str = "<dict>") -> LoadedPolicy:
         raise PolicyFileError(
             source,
             [
-                f"top level: expected a mapping with the sections {_names(Policy.model_fields)}, "
+                f"top level: expected a mapping with the sections {names(Policy.model_fields)}, "
                 f"not {_describe(data)}"
             ],
         )
@@ -114,111 +116,6 @@ def load_policy(data: object, *, source: str = "<dict>") -> LoadedPolicy:
         resource_set_conditions=checker.resource_set_conditions,
         user_set_conditions=checker.user_set_conditions,
     )
-
-
-def read_policy_file(path: str | os.PathLike[str]) -> LoadedPolicy:
-    """Read, parse and validate a policy file (``.yaml``, ``.yml`` or ``.json``).
-
-    Args:
-        path: The file.
-
-    Returns:
-        The checked policy; its ``source`` is the path.
-
-    Raises:
-        PolicyFileError: Naming the file, for an unsupported extension, a file
-            that cannot be read, a syntax error, a file beyond the bounds of
-            :mod:`~permit_guard.engines.local.bounds`, a top level that is not
-            a mapping, or any problem :func:`load_policy` finds.
-    """
-    source = os.fspath(path)
-    suffix = Path(source).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise PolicyFileError(
-            source,
-            [f"unsupported file extension {suffix or '(none)'!r}: use {', '.join(SUFFIXES)}"],
-        )
-    try:
-        raw = read_capped(source)
-    except OSError as exc:
-        raise PolicyFileError(source, [f"cannot read the file: {exc.strerror or exc}"]) from exc
-    try:
-        # utf-8-sig: editors on Windows like to start files with a byte-order mark.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise PolicyFileError(source, [f"not UTF-8 text (byte {exc.start})"]) from exc
-    data = _parse_json(text, source) if suffix == ".json" else _parse_yaml(text, source)
-    if data is None:
-        raise PolicyFileError(
-            source, [f"the file is empty; expected the sections {_names(Policy.model_fields)}"]
-        )
-    return load_policy(data, source=source)
-
-
-class _StrictLoader(BoundedLoader):
-    """A bounded safe YAML loader that notes duplicate keys instead of keeping the last one."""
-
-    def __init__(self, stream: str, *, source: str) -> None:
-        super().__init__(stream, source=source)
-        self.duplicates: list[str] = []
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        # A repeated `users:` or `bob:` would silently replace the first one,
-        # and with it somebody's permissions.
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                ident = (key_node.tag, key_node.value)
-                if ident in seen:
-                    self.duplicates.append(
-                        f"line {key_node.start_mark.line + 1}: duplicate key {key_node.value!r}"
-                    )
-                seen.add(ident)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _parse_yaml(text: str, source: str) -> object:
-    loader = _StrictLoader(text, source=source)
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PolicyFileError(source, [f"YAML syntax error{where}: {exc.problem}"]) from exc
-    except yaml.YAMLError as exc:
-        raise PolicyFileError(source, [f"YAML syntax error: {exc}"]) from exc
-    except RecursionError as exc:
-        raise PolicyFileError(source, [too_deep("YAML")]) from exc
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise PolicyFileError(source, loader.duplicates)
-    return data
-
-
-def _parse_json(text: str, source: str) -> object:
-    duplicates: list[str] = []
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        # json keeps the last of repeated keys; a policy must not lose the first silently.
-        obj: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in obj:
-                duplicates.append(f"duplicate key {key!r}")
-            obj[key] = value
-        return obj
-
-    try:
-        data = json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise PolicyFileError(
-            source, [f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
-        ) from exc
-    except RecursionError as exc:
-        raise PolicyFileError(source, [too_deep("JSON")]) from exc
-    if duplicates:
-        raise PolicyFileError(source, duplicates)
-    return data
 
 
 # -- problems ----------------------------------------------------------------------------------
@@ -249,14 +146,10 @@ def _shape_problem(error: ErrorDetails) -> str:
             model = Policy
         elif len(parent) == 2 and isinstance(parent[0], str):
             model = _SECTION_ENTRIES.get(parent[0])
-        known = f" (known: {_names(model.model_fields)})" if model else ""
+        known = f" (known: {names(model.model_fields)})" if model else ""
         return f"{_location(parent)}: unknown key {loc[-1]!r}{known}"
     message = error["msg"].removeprefix("Value error, ")
     return f"{_location(loc)}: {message}"
-
-
-def _names(names: Iterable[str]) -> str:
-    return ", ".join(names) or "none"
 
 
 def _describe(value: object) -> str:
@@ -265,15 +158,6 @@ def _describe(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     return f"a {type(value).__name__}"
-
-
-def _unknown(what: str, name: str, known: list[str], *, of: str = "") -> str:
-    """``unknown role 'admn' (did you mean 'admin'? known: admin, viewer)``."""
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
-    # A policy with a hundred roles would drown the message in names.
-    listing = f"known: {_names(known)}" if len(known) <= 12 else f"{len(known)} known"
-    return f"unknown {what} {name!r}{of} ({hint}{listing})"
 
 
 class _Checker:
@@ -294,10 +178,16 @@ class _Checker:
                     f"{child_location(where, 'actions')}: {WILDCARD!r} is not an action name; "
                     "in grants it means every action"
                 )
-            for role_name, actions in resource.roles.items():
-                self._actions(
-                    actions, type_name, child_location(child_location(where, "roles"), role_name)
-                )
+            for relation, subject_type in resource.relations.items():
+                if subject_type not in p.resources:
+                    here = child_location(child_location(where, "relations"), relation)
+                    self.problems.append(
+                        f"{here}: " + unknown("resource type", subject_type, list(p.resources))
+                    )
+            for role_name, resource_role in resource.roles.items():
+                here = child_location(child_location(where, "roles"), role_name)
+                self._actions(resource_role.permissions, type_name, here)
+                self._derivations(type_name, resource_role, child_location(here, "granted_to"))
         for set_name, resource_set in p.resource_sets.items():
             where = child_location("resource_sets", set_name)
             if set_name in p.resources:
@@ -308,7 +198,7 @@ class _Checker:
             if resource_set.resource not in p.resources:
                 self.problems.append(
                     f"{child_location(where, 'resource')}: "
-                    + _unknown("resource type", resource_set.resource, list(p.resources))
+                    + unknown("resource type", resource_set.resource, list(p.resources))
                 )
             self.resource_set_conditions[set_name] = compile_condition(
                 resource_set.condition,
@@ -329,21 +219,53 @@ class _Checker:
             self._user(user_key, user)
         for instance in p.resource_instances:
             self._instance_key(instance, child_location("resource_instances", instance))
+        self._relationships()
         return self.problems
+
+    def _derivations(self, type_name: str, role: PolicyResourceRole, where: str) -> None:
+        p = self.policy
+        for i, rule in enumerate(role.granted_to.users_with_role):
+            here = child_location(child_location(where, "users_with_role"), i)
+            if rule.on_resource not in p.resources:
+                self.problems.append(
+                    f"{child_location(here, 'on_resource')}: "
+                    + unknown("resource type", rule.on_resource, list(p.resources))
+                )
+                continue
+            problem = resource_role_problem(p, rule.on_resource, rule.role)
+            if problem:
+                self.problems.append(f"{child_location(here, 'role')}: {problem}")
+            problem = tuple_problem(p, rule.on_resource, rule.linked_by_relation, type_name)
+            if problem:
+                self.problems.append(f"{child_location(here, 'linked_by_relation')}: {problem}")
+
+    def _relationships(self) -> None:
+        p = self.policy
+        for i, link in enumerate(p.relationships):
+            here = child_location("relationships", i)
+            subject, problem = split_instance(p, link.subject)
+            if problem:
+                self.problems.append(f"{child_location(here, 'subject')}: {problem}")
+            obj, problem = split_instance(p, link.object)
+            if problem:
+                self.problems.append(f"{child_location(here, 'object')}: {problem}")
+            if subject is None or obj is None:
+                continue
+            problem = tuple_problem(p, subject[0], link.relation, obj[0])
+            if problem:
+                self.problems.append(f"{child_location(here, 'relation')}: {problem}")
+        if not self.problems:
+            problem = graph_problem(Facts.build(p))
+            if problem:
+                self.problems.append(f"relationships: {problem}")
 
     def _instance_key(self, instance: str, here: str) -> str | None:
         """The resource type of ``"<type>:<key>"``, or ``None`` (the problem recorded)."""
-        type_name, colon, key = instance.partition(":")
-        if not colon or not type_name or not key:
-            self.problems.append(
-                f"{here}: expected '<resource type>:<instance key>', e.g. 'invoice:42'"
-            )
+        found, problem = split_instance(self.policy, instance)
+        if found is None:
+            self.problems.append(f"{here}: {problem}")
             return None
-        if type_name not in self.policy.resources:
-            known = list(self.policy.resources)
-            self.problems.append(f"{here}: " + _unknown("resource type", type_name, known))
-            return None
-        return type_name
+        return found[0]
 
     def _grants(self, grants: Mapping[str, list[str]], where: str) -> None:
         p = self.policy
@@ -358,14 +280,14 @@ class _Checker:
             else:
                 known = [*p.resources, *p.resource_sets]
                 self.problems.append(
-                    f"{where}: " + _unknown("resource type or resource set", target, known)
+                    f"{where}: " + unknown("resource type or resource set", target, known)
                 )
 
     def _actions(self, actions: list[str], type_name: str, where: str) -> None:
         known = self.policy.resources[type_name].actions
         for action in actions:
             if action != WILDCARD and action not in known:
-                self.problems.append(f"{where}: " + _unknown("action", action, known))
+                self.problems.append(f"{where}: " + unknown("action", action, known))
 
     def _user(self, user_key: str, user: PolicyUser) -> None:
         p = self.policy
@@ -377,21 +299,13 @@ class _Checker:
             )
             for role_name in role_names:
                 if role_name not in p.roles:
-                    self.problems.append(f"{here}: " + _unknown("role", role_name, list(p.roles)))
+                    self.problems.append(f"{here}: " + unknown("role", role_name, list(p.roles)))
         for instance, role_names in user.resource_roles.items():
             here = child_location(child_location(where, "resource_roles"), instance)
             type_name = self._instance_key(instance, here)
             if type_name is None:
                 continue
-            resource = p.resources[type_name]
             for role_name in role_names:
-                if role_name not in resource.roles:
-                    self.problems.append(
-                        f"{here}: "
-                        + _unknown(
-                            "resource role",
-                            role_name,
-                            list(resource.roles),
-                            of=f" on resource type {type_name!r}",
-                        )
-                    )
+                problem = resource_role_problem(p, type_name, role_name)
+                if problem:
+                    self.problems.append(f"{here}: {problem}")

@@ -5,7 +5,13 @@ The file is YAML or JSON; every section is optional::
     resources:                  # resource types, their actions, their resource roles
       invoice:
         actions: [read, delete]
-        roles: {owner: [read, delete]}
+        relations: {parent: folder}           # a folder:f1 may be parent of an invoice
+        roles:
+          owner: [read, delete]
+          auditor:                              # derived: a folder's admin audits its invoices
+            permissions: [read]
+            granted_to: {users_with_role: [{role: admin, on_resource: folder,
+                                            linked_by_relation: parent}]}
     resource_sets:              # ABAC on the resource
       small_refunds: {resource: mcp_server, condition: {...}}
     user_sets:                  # ABAC on the user; grants like a role
@@ -18,6 +24,10 @@ The file is YAML or JSON; every section is optional::
         roles: {default: [viewer], acme: [admin]}
         attributes: {department: finance}
         resource_roles: {"invoice:42": [owner]}
+    resource_instances:         # server-side facts: tenant and attributes of an instance
+      "invoice:42": {tenant: acme, attributes: {archived: false}}
+    relationships:              # tuples: subject relation object
+      - {subject: "folder:f1", relation: parent, object: "invoice:42"}
 
 These models check the shape only; cross-references and conditions are checked
 by :func:`~permit_guard.engines.local.loading.load_policy`. See
@@ -36,7 +46,11 @@ from permit_guard.model import DEFAULT_TENANT
 __all__ = [
     "WILDCARD",
     "Policy",
+    "PolicyDerivation",
+    "PolicyGrantedTo",
+    "PolicyRelationship",
     "PolicyResourceInstance",
+    "PolicyResourceRole",
     "PolicyResourceSet",
     "PolicyResourceType",
     "PolicyRole",
@@ -73,17 +87,68 @@ class _Model(BaseModel):
         return data
 
 
+class PolicyDerivation(_Model):
+    """One way a resource role is derived (Permit's ``users_with_role`` entry).
+
+    Attributes:
+        role: The resource role a user holds on the related instance.
+        on_resource: The related instance's resource type.
+        linked_by_relation: The relation, declared on this resource type, that
+            links the related instance (the tuple's subject) to this one.
+    """
+
+    role: str
+    on_resource: str
+    linked_by_relation: str
+
+
+class PolicyGrantedTo(_Model):
+    """Who holds a resource role without being assigned it (Permit's ``granted_to``).
+
+    Attributes:
+        users_with_role: The derivations: a user with ``role`` on an instance
+            linked by ``linked_by_relation`` holds this role too.
+    """
+
+    users_with_role: list[PolicyDerivation] = Field(default_factory=list)
+
+
+class PolicyResourceRole(_Model):
+    """A resource role: the actions it grants, and how it may be derived.
+
+    Written either as a list of actions, or as Permit's
+    ``{permissions: [...], granted_to: {users_with_role: [...]}}``.
+
+    Attributes:
+        permissions: The actions it grants on the instance it is held on.
+        granted_to: Its derivations, if any.
+    """
+
+    permissions: list[str] = Field(default_factory=list)
+    granted_to: PolicyGrantedTo = Field(default_factory=PolicyGrantedTo)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _actions_list(cls, data: Any) -> Any:
+        # Today's short form: a role written as its list of actions.
+        return {"permissions": data} if isinstance(data, list) else data
+
+
 class PolicyResourceType(_Model):
-    """A resource type: its actions and its resource roles.
+    """A resource type: its actions, its relations and its resource roles.
 
     Attributes:
         actions: The actions that can be granted on the type.
+        relations: Relation name -> the resource type of its subject (Permit's
+            ``relations``): ``{parent: workspace}`` on ``project`` lets a tuple
+            ``workspace:w1 parent project:p1`` link them.
         roles: Resource roles (ReBAC), each with the actions it grants on the
-            instance a user holds it on.
+            instance a user holds it on, and how it may be derived.
     """
 
     actions: list[str] = Field(default_factory=list)
-    roles: dict[str, list[str]] = Field(default_factory=dict)
+    relations: dict[str, str] = Field(default_factory=dict)
+    roles: dict[str, PolicyResourceRole] = Field(default_factory=dict)
 
 
 class PolicyResourceSet(_Model):
@@ -170,6 +235,20 @@ class PolicyResourceInstance(_Model):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
+class PolicyRelationship(_Model):
+    """A relationship tuple: ``subject`` is ``relation`` of ``object``.
+
+    Attributes:
+        subject: ``"<resource type>:<instance key>"``, e.g. ``"workspace:w1"``.
+        relation: A relation declared on the object's resource type.
+        object: ``"<resource type>:<instance key>"``, e.g. ``"project:acme-1"``.
+    """
+
+    subject: str
+    relation: str
+    object: str
+
+
 class Policy(_Model):
     """A whole policy file.
 
@@ -180,6 +259,7 @@ class Policy(_Model):
         roles: Roles by name.
         users: Users by key.
         resource_instances: Known resource instances, by ``"<type>:<key>"``.
+        relationships: Relationship tuples between instances.
     """
 
     resources: dict[str, PolicyResourceType] = Field(default_factory=dict)
@@ -188,3 +268,4 @@ class Policy(_Model):
     roles: dict[str, PolicyRole] = Field(default_factory=dict)
     users: dict[str, PolicyUser] = Field(default_factory=dict)
     resource_instances: dict[str, PolicyResourceInstance] = Field(default_factory=dict)
+    relationships: list[PolicyRelationship] = Field(default_factory=list)

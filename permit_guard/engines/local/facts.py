@@ -1,0 +1,239 @@
+"""The facts a decision reads: who holds which role where, the instances, their tuples.
+
+The policy's model (resource types, roles, grants, derivations) is fixed when
+the policy is loaded; the facts are what a server may change while it runs,
+through :attr:`LocalPolicyEngine.api <permit_guard.engines.local.LocalPolicyEngine.api>`.
+A :class:`Facts` is a snapshot that is never changed once published: a change
+builds a new snapshot, copying only the indexes it touches, and the engine
+swaps it in with one assignment. A decision reads one snapshot from start to
+end, so it never sees half a change, and readers never wait for writers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from permit_guard.engines.local.policy import Policy
+from permit_guard.engines.local.relations import Instance, Link
+
+__all__ = ["FactStore", "Facts"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+#: ``(resource type, instance key, resource role)``.
+Holding = tuple[str, str, str]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Facts:
+    """One snapshot of the facts. Its mappings are never changed once published.
+
+    Attributes:
+        user_roles: ``(tenant, user key)`` -> the user's roles there.
+        instance_roles: ``(user key, resource type, instance key)`` -> the
+            resource roles assigned to the user on that instance.
+        holdings: User key -> every ``(type, key, resource role)`` assigned to them.
+        roles_on_type: ``(user key, resource type)`` -> {resource role: one
+            instance it is assigned on}, for the listing rule.
+        user_attributes: User key -> the user's attributes (known users).
+        instances: ``(resource type, instance key)`` -> the instance's tenant
+            and attributes.
+        parents: Object instance -> ``(relation, subject type, subject key)``.
+        children: Subject instance -> ``(relation, object type, object key)``.
+    """
+
+    user_roles: Mapping[tuple[str, str], tuple[str, ...]]
+    instance_roles: Mapping[tuple[str, str, str], tuple[str, ...]]
+    holdings: Mapping[str, tuple[Holding, ...]]
+    roles_on_type: Mapping[tuple[str, str], Mapping[str, str]]
+    user_attributes: Mapping[str, Mapping[str, Any]]
+    instances: Mapping[Instance, tuple[str, Mapping[str, Any]]]
+    parents: Mapping[Instance, tuple[Link, ...]]
+    children: Mapping[Instance, tuple[Link, ...]]
+
+    @classmethod
+    def build(cls, policy: Policy) -> Facts:
+        """The facts a checked policy (or data file) states."""
+        user_roles: dict[tuple[str, str], tuple[str, ...]] = {}
+        instance_roles: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        for user_key, user in policy.users.items():
+            for tenant, tenant_roles in user.roles_by_tenant().items():
+                if tenant_roles:
+                    user_roles[tenant, user_key] = tuple(dict.fromkeys(tenant_roles))
+            for instance, held_roles in user.resource_roles.items():
+                if not held_roles:
+                    continue
+                type_name, _, key = instance.partition(":")
+                instance_roles[user_key, type_name, key] = tuple(dict.fromkeys(held_roles))
+        instances: dict[Instance, tuple[str, Mapping[str, Any]]] = {}
+        for name, facts in policy.resource_instances.items():
+            type_name, _, key = name.partition(":")
+            instances[type_name, key] = (facts.tenant, dict(facts.attributes))
+        parents: dict[Instance, list[Link]] = {}
+        children: dict[Instance, list[Link]] = {}
+        for link in dict.fromkeys((t.subject, t.relation, t.object) for t in policy.relationships):
+            subject, relation, obj = _split(link[0]), link[1], _split(link[2])
+            parents.setdefault(obj, []).append((relation, *subject))
+            children.setdefault(subject, []).append((relation, *obj))
+        holdings: dict[str, list[Holding]] = {}
+        for (user_key, type_name, key), role_names in instance_roles.items():
+            holdings.setdefault(user_key, []).extend((type_name, key, r) for r in role_names)
+        return cls(
+            user_roles=user_roles,
+            instance_roles=instance_roles,
+            holdings={user: tuple(held) for user, held in holdings.items()},
+            roles_on_type=_roles_on_type(holdings.items()),
+            user_attributes={k: dict(u.attributes) for k, u in policy.users.items()},
+            instances=instances,
+            parents={k: tuple(v) for k, v in parents.items()},
+            children={k: tuple(v) for k, v in children.items()},
+        )
+
+    # -- changes: each returns a new snapshot ------------------------------------------------
+
+    def with_user(self, user_key: str, attributes: Mapping[str, Any] | None) -> Facts:
+        """The user known, with ``attributes`` (``None``: keep the ones known)."""
+        known = self.user_attributes.get(user_key)
+        if known is not None and attributes is None:
+            return self
+        return replace(
+            self,
+            user_attributes=_set(self.user_attributes, user_key, dict(attributes or known or {})),
+        )
+
+    def with_tenant_roles(self, tenant: str, user_key: str, roles: tuple[str, ...]) -> Facts:
+        """The user's roles in ``tenant`` replaced by ``roles``."""
+        new = self.with_user(user_key, None)
+        key = (tenant, user_key)
+        table = _set(new.user_roles, key, roles) if roles else _drop(new.user_roles, key)
+        return replace(new, user_roles=table)
+
+    def with_instance_roles(
+        self, user_key: str, instance: Instance, roles: tuple[str, ...]
+    ) -> Facts:
+        """The user's resource roles on ``instance`` replaced by ``roles``."""
+        new = self.with_user(user_key, None)
+        key = (user_key, *instance)
+        table = _set(new.instance_roles, key, roles) if roles else _drop(new.instance_roles, key)
+        held = tuple(h for h in new.holdings.get(user_key, ()) if h[:2] != instance)
+        held += tuple((*instance, role) for role in roles)
+        holdings = _set(new.holdings, user_key, held) if held else _drop(new.holdings, user_key)
+        on_type = _roles_on_type([(user_key, held)]).get((user_key, instance[0]), {})
+        pair = (user_key, instance[0])
+        return replace(
+            new,
+            instance_roles=table,
+            holdings=holdings,
+            roles_on_type=(
+                _set(new.roles_on_type, pair, on_type)
+                if on_type
+                else _drop(new.roles_on_type, pair)
+            ),
+        )
+
+    def with_instance(
+        self, instance: Instance, tenant: str, attributes: Mapping[str, Any]
+    ) -> Facts:
+        """``instance`` known in ``tenant`` with ``attributes``."""
+        return replace(self, instances=_set(self.instances, instance, (tenant, dict(attributes))))
+
+    def without_instance(self, instance: Instance) -> Facts:
+        """``instance`` forgotten, with its tuples and the roles assigned on it."""
+        new = replace(self, instances=_drop(self.instances, instance))
+        for relation, *subject in self.parents.get(instance, ()):
+            new = new.without_link((subject[0], subject[1]), relation, instance)
+        for relation, *obj in self.children.get(instance, ()):
+            new = new.without_link(instance, relation, (obj[0], obj[1]))
+        for user_key, type_name, key in list(self.instance_roles):
+            if (type_name, key) == instance:
+                new = new.with_instance_roles(user_key, instance, ())
+        return new
+
+    def has_link(self, subject: Instance, relation: str, obj: Instance) -> bool:
+        """Whether the tuple ``subject relation obj`` is known."""
+        return (relation, *subject) in self.parents.get(obj, ())
+
+    def with_link(self, subject: Instance, relation: str, obj: Instance) -> Facts:
+        """The tuple ``subject relation obj`` added (checked by the caller)."""
+        up = (*self.parents.get(obj, ()), (relation, *subject))
+        down = (*self.children.get(subject, ()), (relation, *obj))
+        return replace(
+            self, parents=_set(self.parents, obj, up), children=_set(self.children, subject, down)
+        )
+
+    def without_link(self, subject: Instance, relation: str, obj: Instance) -> Facts:
+        """The tuple ``subject relation obj`` removed."""
+        up = tuple(e for e in self.parents.get(obj, ()) if e != (relation, *subject))
+        down = tuple(e for e in self.children.get(subject, ()) if e != (relation, *obj))
+        return replace(
+            self,
+            parents=_set(self.parents, obj, up) if up else _drop(self.parents, obj),
+            children=_set(self.children, subject, down) if down else _drop(self.children, subject),
+        )
+
+    def links(self) -> Iterable[tuple[Instance, str, Instance]]:
+        """Every tuple, as ``(subject, relation, object)``."""
+        for obj, edges in self.parents.items():
+            for relation, type_name, key in edges:
+                yield (type_name, key), relation, obj
+
+
+def _split(name: str) -> Instance:
+    type_name, _, key = name.partition(":")
+    return type_name, key
+
+
+def _set(table: Mapping[K, V], key: K, value: V) -> dict[K, V]:
+    copy = dict(table)
+    copy[key] = value
+    return copy
+
+
+def _drop(table: Mapping[K, V], key: K) -> Mapping[K, V]:
+    if key not in table:
+        return table
+    copy = dict(table)
+    del copy[key]
+    return copy
+
+
+def _roles_on_type(
+    holdings: Iterable[tuple[str, Iterable[Holding]]],
+) -> dict[tuple[str, str], dict[str, str]]:
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for user_key, held in holdings:
+        for type_name, key, role in held:
+            found.setdefault((user_key, type_name), {}).setdefault(role, key)
+    return found
+
+
+class FactStore:
+    """The current :class:`Facts`, and the lock that orders changes to it.
+
+    Readers take :attr:`facts` once, without locking; writers build the next
+    snapshot under the lock and publish it with one assignment.
+    """
+
+    __slots__ = ("_lock", "facts")
+
+    def __init__(self, facts: Facts) -> None:
+        self.facts = facts
+        self._lock = threading.Lock()
+
+    def change(self, make: Callable[[Facts], Facts]) -> Facts:
+        """Publish ``make(current facts)``; ``make`` may raise to change nothing.
+
+        Args:
+            make: Builds the next snapshot from the current one.
+
+        Returns:
+            The published snapshot.
+        """
+        with self._lock:
+            new = make(self.facts)
+            self.facts = new
+            return new
