@@ -23,24 +23,30 @@ above or below ``@mcp.tool`` / ``@mcp.resource`` / ``@mcp.prompt``::
     def acme_report() -> str: ...
 
     @mcp.tool
+    @require_permission("close", resource="issue", attributes=stored_issue)
+    def close_issue(issue_id: int) -> str: ...  # stored_issue(issue_id) -> {"priority": 2}
+
+    @mcp.tool
     @public                                    # never checked, always listed
     def health() -> str: ...
 
 Misuse fails here, at decoration time, naming the function: an argument name
-the function does not take, ``@public`` together with ``@require_permission``,
-or two different specs of the same kind on one function.
+the function does not take (a loader's parameters included), ``@public``
+together with ``@require_permission``, or two different specs of the same kind
+on one function.
 """
 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
 from permit_guard.components.binding import call_argument_names
 from permit_guard.exceptions import DecoratorError
-from permit_guard.spec import SPEC_ATTRIBUTE, Fixed, GuardSpec, fixed
+from permit_guard.spec import SPEC_ATTRIBUTE, AttributeLoader, Fixed, GuardSpec, Loader, fixed
 
 __all__ = ["GuardSpec", "abac_from_args", "fixed", "public", "require_permission"]
 
@@ -57,6 +63,7 @@ def require_permission(
     *,
     key: _Ref = None,
     tenant: _Ref = None,
+    attributes: AttributeLoader | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Require the engine to allow ``action`` on ``resource`` before the component runs.
 
@@ -71,13 +78,23 @@ def require_permission(
         tenant: The argument whose value is the tenant, or ``fixed("...")``.
             Default: the caller's tenant, else ``default``. For both, an
             argument a dependency owns through ``CallArgument()`` counts.
+        attributes: An attribute loader: a sync or async callable whose
+            parameters name arguments of the function, called with their
+            values as the engine sees them (validated, defaults filled in)
+            once per call, read or render, never for lists. The mapping it
+            returns is sent as resource attributes under its own names,
+            winning over argument attributes. A loader that raises, times out
+            (``attribute_loader_timeout``) or returns anything but a mapping
+            of JSON values denies the request.
 
     Returns:
         A decorator that records the requirement and returns the function itself.
 
     Raises:
         DecoratorError: On an empty action/resource, an argument name the
-            function does not take, or a conflicting earlier decoration.
+            function does not take (a loader's parameters included), a loader
+            that is not a callable taking arguments by name, or a conflicting
+            earlier decoration.
     """
     for label, text in (("action", action), ("resource", resource)):
         if text is not None and (not isinstance(text, str) or not text.strip()):
@@ -87,12 +104,16 @@ def require_permission(
             )
     _check_ref("key", key)
     _check_ref("tenant", tenant)
+    loader_arguments = _loader_arguments(attributes) if attributes is not None else ()
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         name = _qualname(fn)
         for label, ref in (("key", key), ("tenant", tenant)):
             if isinstance(ref, str):
                 _check_argument(fn, ref, f"require_permission({label}={ref!r})")
+        loader = None
+        if attributes is not None:
+            loader = _loader(fn, attributes, loader_arguments)
         spec = GuardSpec(
             mode="require",
             action=action,
@@ -101,6 +122,7 @@ def require_permission(
             key_value=key.value if isinstance(key, Fixed) else None,
             tenant_arg=tenant if isinstance(tenant, str) else None,
             tenant_value=tenant.value if isinstance(tenant, Fixed) else None,
+            loader=loader,
             function=name,
         )
         _merge(fn, spec, "require_permission")
@@ -215,6 +237,7 @@ def _requirement(spec: GuardSpec) -> tuple[object, ...]:
         spec.key_value,
         spec.tenant_arg,
         spec.tenant_value,
+        spec.loader,
     )
 
 
@@ -228,6 +251,7 @@ def _with_requirement(old: GuardSpec, new: GuardSpec) -> GuardSpec:
         key_value=new.key_value,
         tenant_arg=new.tenant_arg,
         tenant_value=new.tenant_value,
+        loader=new.loader,
     )
 
 
@@ -239,6 +263,84 @@ def _check_ref(label: str, ref: object) -> None:
             f"require_permission({label}=...) takes an argument name or fixed('...'), got {ref!r}",
             function="require_permission",
         )
+
+
+def _loader_arguments(load: object) -> tuple[str, ...]:
+    """The parameters of an attribute loader, which must all be passable by name."""
+    if not callable(load):
+        raise DecoratorError(
+            f"require_permission(attributes=...) takes a callable, got {load!r}",
+            function="require_permission",
+        )
+    label = _qualname(load)
+    try:
+        parameters = inspect.signature(load).parameters.values()
+    except (TypeError, ValueError) as exc:
+        raise DecoratorError(
+            f"attribute loader {label}: its signature cannot be read", function=label
+        ) from exc
+    names = []
+    for parameter in parameters:
+        if parameter.kind not in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        ):
+            raise DecoratorError(
+                f"attribute loader {label}: parameter {parameter.name!r} is "
+                f"{parameter.kind.description}; a loader takes the arguments it needs by name",
+                function=label,
+            )
+        names.append(parameter.name)
+    return tuple(names)
+
+
+def _loader(fn: Callable[..., Any], load: AttributeLoader, names: tuple[str, ...]) -> Loader:
+    """The loader of ``fn``; each of its parameters must be an argument clients send."""
+    label = _qualname(load)
+    injected = _injected(fn)
+    for name in names:
+        usage = f"attribute loader {label}: parameter {name!r}"
+        _check_argument(fn, name, usage)
+        if name in injected:
+            qualname = _qualname(fn)
+            raise DecoratorError(
+                f"{qualname}: {usage} names an argument the server injects, which clients "
+                "never send",
+                function=qualname,
+            )
+    # An object with an async __call__ is an async loader too.
+    is_async = inspect.iscoroutinefunction(load) or inspect.iscoroutinefunction(type(load).__call__)
+    return Loader(fn=load, arguments=names, is_async=is_async, name=label)
+
+
+def _injected(fn: Callable[..., Any]) -> frozenset[str]:
+    """The parameters of ``fn`` the server injects (a ``Context``, a dependency).
+
+    As far as can be told at decoration time; the guard denies a call whose
+    loader still names one it finds out about later.
+    """
+    try:
+        from fastmcp.server.context import Context
+        from fastmcp.utilities.types import is_class_member_of_type
+        from uncalled_for import Dependency
+    except ImportError:
+        return frozenset()
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:
+        # Unresolvable annotations (forward references): checked when it runs.
+        hints = {}
+    names = set()
+    for name, parameter in inspect.signature(fn).parameters.items():
+        annotation = hints.get(name, parameter.annotation)
+        metadata = typing.get_args(annotation)[1:] if hasattr(annotation, "__metadata__") else ()
+        if (
+            isinstance(parameter.default, Dependency)
+            or any(isinstance(item, Dependency) for item in metadata)
+            or is_class_member_of_type(annotation, Context)
+        ):
+            names.add(name)
+    return frozenset(names)
 
 
 def _check_argument(fn: Callable[..., Any], name: str, usage: str) -> None:

@@ -45,16 +45,24 @@ class Planner:
         mapping: How requests map to engine questions.
         rules: Which methods are known, unknown-but-allowed, bypassed.
         default_deny: Refuse undecorated components without asking the engine.
+        loader_timeout: Seconds an attribute loader may take (see
+            :mod:`permit_guard.loaders`).
     """
 
-    __slots__ = ("_surveyed", "ambiguous", "default_deny", "mapping", "rules")
+    __slots__ = ("_surveyed", "ambiguous", "default_deny", "loader_timeout", "mapping", "rules")
 
     def __init__(
-        self, *, mapping: MappingConfig, rules: MethodRules, default_deny: bool = False
+        self,
+        *,
+        mapping: MappingConfig,
+        rules: MethodRules,
+        default_deny: bool = False,
+        loader_timeout: float = 3.0,
     ) -> None:
         self.mapping = mapping
         self.rules = rules
         self.default_deny = default_deny
+        self.loader_timeout = loader_timeout
         #: Tool name -> why it is refused: its name-derived action is another's
         #: too (see :mod:`permit_guard.ambiguity`); filled by :meth:`survey`.
         self.ambiguous: Mapping[str, str] = {}
@@ -88,6 +96,7 @@ class Planner:
             mapping=MappingConfig.from_settings(settings),
             rules=MethodRules.from_settings(settings),
             default_deny=settings.default_deny,
+            loader_timeout=settings.attribute_loader_timeout,
         )
 
     async def plan(self, method: str, target: Target) -> Plan:
@@ -138,6 +147,10 @@ class Planner:
         validate: bool = True,
     ) -> AuthzRequest:
         """The engine request of a planned component (``plan.asks``) for ``principal``.
+
+        Without the attributes a loader would add: the guard loads them for a
+        call, read or render (:func:`permit_guard.loaders.load`); lists and
+        descriptions of the server never run loaders.
 
         Args:
             plan: From :meth:`plan`, asking the engine.

@@ -98,6 +98,7 @@ class GuardSettings(BaseSettings):
     pdp_bulk_chunk_size: int = Field(default=10_000, ge=1)
     cache_ttl: float = Field(default=0.0, ge=0)
     cache_max_size: int = Field(default=10_000, ge=1)
+    attribute_loader_timeout: float = Field(default=3.0, gt=0, le=300)
 
     @field_validator("known_methods", "bypassed_methods")
     @classmethod

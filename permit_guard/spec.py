@@ -6,12 +6,21 @@ and neither needs the other.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from permit_guard.exceptions import DecoratorError
 
-__all__ = ["SPEC_ATTRIBUTE", "Fixed", "GuardSpec", "fixed", "spec_of"]
+__all__ = [
+    "SPEC_ATTRIBUTE",
+    "AttributeLoader",
+    "Fixed",
+    "GuardSpec",
+    "Loader",
+    "fixed",
+    "spec_of",
+]
 
 #: The function attribute a spec is stored under.
 SPEC_ATTRIBUTE: Final = "__permit_guard_spec__"
@@ -45,6 +54,28 @@ def fixed(value: str) -> Fixed:
     return Fixed(value=value)
 
 
+#: Takes (by name) arguments of the component and returns resource attributes
+#: from the server's own data; sync or async.
+AttributeLoader = Callable[..., Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Loader:
+    """An attribute loader, as ``require_permission(attributes=...)`` records it.
+
+    Attributes:
+        fn: The loader.
+        arguments: The component arguments it takes, by name.
+        is_async: Whether it is awaited (else run in a worker thread).
+        name: Its qualified name, for logs and audit reasons.
+    """
+
+    fn: AttributeLoader
+    arguments: tuple[str, ...]
+    is_async: bool
+    name: str
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GuardSpec:
     """What the guard knows about one decorated function.
@@ -59,6 +90,8 @@ class GuardSpec:
         tenant_value: Fixed tenant.
         abac_args: Arguments sent as resource attributes; ``None`` means all.
         abac_prefix: Prefix of argument attributes; ``None`` means the setting's.
+        loader: Loads resource attributes from the server's data for each
+            call, read or render (never for lists).
         function: Qualified name of the function, for messages.
     """
 
@@ -71,6 +104,7 @@ class GuardSpec:
     tenant_value: str | None = None
     abac_args: tuple[str, ...] | None = None
     abac_prefix: str | None = None
+    loader: Loader | None = None
     function: str = ""
 
     @property
@@ -89,8 +123,13 @@ class GuardSpec:
 
     @property
     def reads_arguments(self) -> bool:
-        """Whether the request depends on argument values (key, tenant or selected arguments)."""
-        return self.key_arg is not None or self.tenant_arg is not None or self.abac_args != ()
+        """Whether the request depends on argument values (key, tenant, selected or loader's)."""
+        return (
+            self.key_arg is not None
+            or self.tenant_arg is not None
+            or self.abac_args != ()
+            or (self.loader is not None and self.loader.arguments != ())
+        )
 
 
 def spec_of(fn: object) -> GuardSpec | None:

@@ -35,6 +35,7 @@ Why = Literal[
     "unmappable",  # a transformed tool whose requirement reads arguments
     "ambiguous",  # a tool whose name-derived action another tool's shares
     "arguments",  # arguments that cannot be mapped faithfully
+    "loader",  # an attribute loader raised, timed out or returned something else
     "gate",  # a list whose method gate the engine denied
     "owner",  # a request about a task: allowed for its owner, like an unknown id for others
 ]
