@@ -39,6 +39,7 @@ import anyio
 import anyio.to_thread
 
 from permit_guard.mapping import MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTES
+from permit_guard.methods import BUILT_IN_ATTRIBUTES
 
 if TYPE_CHECKING:
     from permit_guard.components.lookup import Target
@@ -52,9 +53,6 @@ logger = logging.getLogger("permit_guard")
 
 #: Loaded values nest at most this deep (a cycle is refused at this depth).
 MAX_LOADED_DEPTH: Final = 16
-
-#: Attributes the guard sets on every component request; a loader may not change them.
-_BUILT_IN: Final = frozenset({"mcp_method", "tool_name", "prompt_name", "resource_uri"})
 
 
 async def load(
@@ -149,7 +147,7 @@ def _attributes(result: object) -> dict[str, Any]:
     for name, value in result.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"the attribute name {name!r}, not a non-empty string")
-        if name in _BUILT_IN:
+        if name in BUILT_IN_ATTRIBUTES:
             raise ValueError(f"the built-in attribute {name!r}, which the guard sets")
         attributes[str.__str__(name)] = _plain(value, repr(name), 1)
     size = len(json.dumps(attributes).encode())

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from permit_guard.settings import GuardSettings
 
 __all__ = [
+    "BUILT_IN_ATTRIBUTES",
     "CALL_METHODS",
     "COMPONENT_METHODS",
     "HANDSHAKE_METHODS",
@@ -36,6 +37,11 @@ __all__ = [
 
 #: What a component is: a tool, a static resource, a resource template or a prompt.
 Kind = Literal["tool", "resource", "template", "prompt"]
+
+#: Resource attributes the guard sets on every component request. Nothing else
+#: may set them (an attribute loader, a resource instance's facts): the engine
+#: reads ``mcp_method`` to tell a list check from a call.
+BUILT_IN_ATTRIBUTES: Final = frozenset({"mcp_method", "tool_name", "prompt_name", "resource_uri"})
 
 #: List methods and the component family whose gate they check.
 LIST_METHODS: Final[Mapping[str, str]] = {

@@ -821,8 +821,37 @@ def test_documented_reasons_are_the_real_ones() -> None:
     text = DOC.read_text()
     table = text[text.index("| role, on the type") : text.index("When several")]
     documented = re.findall(r"^\| [^|]+ \| `(.+)` \|$", table, re.MULTILINE)
-    assert len(documented) == 9
+    assert len(documented) == 10
     engine = documented_engine()
+    derived = LocalPolicyEngine.from_dict(
+        {
+            "resources": {
+                "workspace": {"actions": ["read"], "roles": {"admin": ["read"]}},
+                "project": {
+                    "actions": ["delete"],
+                    "relations": {"parent": "workspace"},
+                    "roles": {
+                        "owner": {
+                            "permissions": ["delete"],
+                            "granted_to": {
+                                "users_with_role": [
+                                    {
+                                        "role": "admin",
+                                        "on_resource": "workspace",
+                                        "linked_by_relation": "parent",
+                                    }
+                                ]
+                            },
+                        }
+                    },
+                },
+            },
+            "users": {"alice": {"resource_roles": {"workspace:w1": ["admin"]}}},
+            "relationships": [
+                {"subject": "workspace:w1", "relation": "parent", "object": "project:p1"}
+            ],
+        }
+    )
     given = {
         engine.decide(request).reason
         for request in [
@@ -837,6 +866,7 @@ def test_documented_reasons_are_the_real_ones() -> None:
             ask("alice", "launch-missiles"),
         ]
     }
+    given.add(derived.decide(ask("alice", "delete", "project", key="p1")).reason)
     assert set(documented) == given
 
 

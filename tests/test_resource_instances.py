@@ -15,6 +15,7 @@ from fastmcp import Client, FastMCP
 
 from permit_guard import (
     AuthzRequest,
+    DirectoryError,
     LocalPolicyEngine,
     PermitMcpMiddleware,
     PermitPDPEngine,
@@ -123,3 +124,24 @@ def test_instances_are_checked_at_load(instances: dict[str, Any], problem: str) 
     with pytest.raises(PolicyFileError) as error:
         LocalPolicyEngine.from_dict({**POLICY, "resource_instances": instances})
     assert any(p.startswith(problem) for p in error.value.problems), error.value.problems
+
+
+@pytest.mark.parametrize("name", ["mcp_method", "tool_name", "prompt_name", "resource_uri"])
+async def test_an_instance_cannot_carry_an_attribute_the_guard_sets(name: str) -> None:
+    """``mcp_method: tools/list`` on an instance would judge its calls by the listing rule."""
+    bad = {"project:acme-9": {"tenant": "acme", "attributes": {name: "tools/list"}}}
+    with pytest.raises(PolicyFileError) as error:
+        LocalPolicyEngine.from_dict({**POLICY, "resource_instances": bad})
+    assert any(name in p and "the guard sets" in p for p in error.value.problems)
+
+    engine = LocalPolicyEngine.from_dict(POLICY)
+    created = {"key": "acme-9", "resource": "project", "tenant": "acme"}
+    with pytest.raises(DirectoryError, match="the guard sets"):
+        await engine.api.resource_instances.create({**created, "attributes": {name: "x"}})
+    await engine.api.resource_instances.create(created)
+    with pytest.raises(DirectoryError, match="the guard sets"):
+        await engine.api.resource_instances.update(
+            "project:acme-9", {"attributes": {name: "tools/list"}}
+        )
+    # Refused changes change nothing: the instance has no attributes.
+    assert engine.facts.instances["project", "acme-9"] == ("acme", {})

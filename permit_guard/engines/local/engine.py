@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Final, Self
 
 from permit_guard.engines.local.conditions import Subject
@@ -209,7 +208,7 @@ class LocalPolicyEngine:
         """
         facts = self._store.facts
         if facts.instances and request.resource.key is not None:
-            request = _in_instance(facts, request)
+            request = facts.in_instance(request)
         resource = request.resource
         type_name = resource.type
         action = request.action
@@ -228,7 +227,7 @@ class LocalPolicyEngine:
                 )
 
         if grants.resource_roles:
-            held = self._resource_role(facts, request, grants.resource_roles)
+            held = _assigned_role(facts, request, grants.resource_roles)
             if held is not None:
                 return held
 
@@ -238,7 +237,7 @@ class LocalPolicyEngine:
             for role in roles:
                 for resource_set in grants.roles_via_sets.get(role, ()):
                     if subject is None:
-                        subject = _subject(facts, request)
+                        subject = facts.subject(request)
                         listing = is_listing(request)
                     if self._set_admits(resource_set, subject, listing):
                         return Decision(
@@ -252,7 +251,7 @@ class LocalPolicyEngine:
 
         if grants.user_sets:
             if subject is None:
-                subject = _subject(facts, request)
+                subject = facts.subject(request)
                 listing = is_listing(request)
             for grant in grants.user_sets:
                 # User sets are about who the caller is: always two-valued, even for lists.
@@ -271,6 +270,12 @@ class LocalPolicyEngine:
                             f"{grant.resource_set.name!r} {_how(listing)}"
                         ),
                     )
+
+        if grants.resource_roles and self._rules:
+            # Last: walking the tuples costs most, and whatever granted above is cheaper.
+            held = self._derived_role(facts, request, grants.resource_roles)
+            if held is not None:
+                return held
 
         if user_key not in facts.user_attributes:
             return Decision(
@@ -298,61 +303,31 @@ class LocalPolicyEngine:
             return resource_set.condition.may_hold(subject) is not False
         return resource_set.condition.holds(subject)
 
-    def _resource_role(
+    def _derived_role(
         self, facts: Facts, request: AuthzRequest, wanted: frozenset[str]
     ) -> Decision | None:
-        """An allow from a resource role the user holds (assigned or derived), or ``None``."""
+        """An allow from a resource role derived along tuples, or ``None``."""
         resource = request.resource
         type_name, action, user_key = resource.type, request.action, request.user.key
         if resource.key is not None:
             instance = (type_name, resource.key)
-            for role in facts.instance_roles.get((user_key, *instance), ()):
-                if role in wanted:
-                    return Decision(
-                        allowed=True,
-                        reason=(
-                            f"resource role {role!r} on {type_name}:{resource.key} grants {action}"
-                        ),
-                    )
-            if not self._rules:
-                return None
             path = derive(
                 self._rules, facts.instance_roles, facts.parents, user_key, instance, wanted
             )
-            if path is None:
-                return None
-            return Decision(
-                allowed=True,
-                reason=(
-                    f"resource role {path[-1].role!r} on {type_name}:{resource.key} grants "
-                    f"{action} (derived: {describe(path)})"
-                ),
-            )
-        if not is_listing(request):
+            listed = ""
+        elif is_listing(request):
+            held = facts.holdings.get(user_key)
+            path = reach(self._rules, held, facts.children, type_name, wanted) if held else None
+            listed = "listing: held on some instance; "
+        else:
             return None
-        # The listing rule for ReBAC: the instance comes from the call's
-        # arguments, so a list shows the component to a caller holding a
-        # granting resource role on some instance of the type.
-        for role, key in facts.roles_on_type.get((user_key, type_name), {}).items():
-            if role in wanted:
-                return Decision(
-                    allowed=True,
-                    reason=(
-                        f"resource role {role!r} on {type_name}:{key} grants {action} "
-                        "(listing: held on some instance)"
-                    ),
-                )
-        held = facts.holdings.get(user_key)
-        if not self._rules or not held:
-            return None
-        path = reach(self._rules, held, facts.children, type_name, wanted)
         if path is None:
             return None
         return Decision(
             allowed=True,
             reason=(
-                f"resource role {path[-1].role!r} on {type_name}:{path[-1].key} grants {action} "
-                f"(listing: held on some instance; derived: {describe(path)})"
+                f"resource role {path[-1].role!r} on {type_name}:{path[-1].key} grants "
+                f"{action} ({listed}derived: {describe(path)})"
             ),
         )
 
@@ -365,33 +340,33 @@ class LocalPolicyEngine:
         return Decision(allowed=False, reason=reason)
 
 
-def _in_instance(facts: Facts, request: AuthzRequest) -> AuthzRequest:
-    """The request as the server's facts about its instance say it is.
-
-    A known instance is decided in its own tenant, whatever tenant the request
-    names (so roles in another tenant grant nothing on it), and its attributes
-    win over any the client sent under the same name.
-    """
+def _assigned_role(facts: Facts, request: AuthzRequest, wanted: frozenset[str]) -> Decision | None:
+    """An allow from a resource role assigned on the instance, or ``None``."""
     resource = request.resource
-    known = facts.instances.get((resource.type, resource.key or ""))
-    if known is None:
-        return request
-    tenant, attributes = known
-    merged = {**resource.attributes, **attributes} if attributes else resource.attributes
-    return replace(request, resource=replace(resource, tenant=tenant, attributes=merged))
-
-
-def _subject(facts: Facts, request: AuthzRequest) -> Subject:
-    # The known attributes of the user, overridden by the request's own.
-    known = facts.user_attributes.get(request.user.key)
-    given = request.user.attributes
-    if not known:
-        attributes = given
-    elif not given:
-        attributes = known
-    else:
-        attributes = {**known, **given}
-    return Subject(user_key=request.user.key, user_attributes=attributes, resource=request.resource)
+    type_name, action, user_key = resource.type, request.action, request.user.key
+    if resource.key is not None:
+        for role in facts.instance_roles.get((user_key, type_name, resource.key), ()):
+            if role in wanted:
+                return Decision(
+                    allowed=True,
+                    reason=f"resource role {role!r} on {type_name}:{resource.key} grants {action}",
+                )
+        return None
+    if not is_listing(request):
+        return None
+    # The listing rule for ReBAC: the instance comes from the call's arguments,
+    # so a list shows the component to a caller holding a granting resource
+    # role on some instance of the type.
+    for role, key in facts.roles_on_type.get((user_key, type_name), {}).items():
+        if role in wanted:
+            return Decision(
+                allowed=True,
+                reason=(
+                    f"resource role {role!r} on {type_name}:{key} grants {action} "
+                    "(listing: held on some instance)"
+                ),
+            )
+    return None
 
 
 def _how(listing: bool) -> str:

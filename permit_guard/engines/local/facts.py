@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from permit_guard.engines.local.conditions import Subject
 from permit_guard.engines.local.policy import Policy
 from permit_guard.engines.local.relations import Instance, Link
+from permit_guard.model import AuthzRequest, Resource
 
 __all__ = ["FactStore", "Facts"]
 
@@ -91,6 +93,46 @@ class Facts:
             instances=instances,
             parents={k: tuple(v) for k, v in parents.items()},
             children={k: tuple(v) for k, v in children.items()},
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def in_instance(self, request: AuthzRequest) -> AuthzRequest:
+        """The request as the facts about its instance say it is.
+
+        A known instance is decided in its own tenant, whatever tenant the
+        request names (so roles in another tenant grant nothing on it), and its
+        attributes win over any the request carries under the same name.
+        """
+        resource = request.resource
+        known = self.instances.get((resource.type, resource.key or ""))
+        if known is None:
+            return request
+        tenant, attributes = known
+        merged = {**resource.attributes, **attributes} if attributes else resource.attributes
+        # Built directly, not with dataclasses.replace: this is on every keyed decision.
+        # Facts cannot name a built-in attribute (mcp_method), so a call stays a call.
+        return AuthzRequest(
+            user=request.user,
+            action=request.action,
+            resource=Resource(
+                type=resource.type, key=resource.key, tenant=tenant, attributes=merged
+            ),
+            context=request.context,
+        )
+
+    def subject(self, request: AuthzRequest) -> Subject:
+        """What conditions read: the user's known attributes, the request's own winning."""
+        known = self.user_attributes.get(request.user.key)
+        given = request.user.attributes
+        if not known:
+            attributes = given
+        elif not given:
+            attributes = known
+        else:
+            attributes = {**known, **given}
+        return Subject(
+            user_key=request.user.key, user_attributes=attributes, resource=request.resource
         )
 
     # -- changes: each returns a new snapshot ------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from permit_guard.engines.local.policy import reserved_names_free
 from permit_guard.exceptions import DirectoryError
 from permit_guard.model import DEFAULT_TENANT
 
@@ -79,7 +80,14 @@ class RoleAssignment(_Payload):
         return self.tenant or DEFAULT_TENANT
 
 
-class InstanceCreate(_WithAttributes):
+class _InstanceAttributes(_WithAttributes):
+    @field_validator("attributes")
+    @classmethod
+    def _not_built_in(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else reserved_names_free(value)
+
+
+class InstanceCreate(_InstanceAttributes):
     """``ResourceInstanceCreate``: a resource instance, its tenant and attributes."""
 
     key: str = Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9\-_]+$")
@@ -87,7 +95,7 @@ class InstanceCreate(_WithAttributes):
     tenant: str = _Key
 
 
-class InstanceUpdate(_WithAttributes):
+class InstanceUpdate(_InstanceAttributes):
     """``ResourceInstanceUpdate``: an instance's new attributes (they replace the old)."""
 
 

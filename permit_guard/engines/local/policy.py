@@ -41,6 +41,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from permit_guard.methods import BUILT_IN_ATTRIBUTES
 from permit_guard.model import DEFAULT_TENANT
 
 __all__ = [
@@ -233,6 +234,26 @@ class PolicyResourceInstance(_Model):
 
     tenant: str = Field(default=DEFAULT_TENANT, min_length=1)
     attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("attributes")
+    @classmethod
+    def _not_built_in(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return reserved_names_free(value)
+
+
+def reserved_names_free(attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes``, if none has a name the guard sets itself.
+
+    Raises:
+        ValueError: Naming the first built-in attribute found.
+    """
+    taken = sorted(BUILT_IN_ATTRIBUTES.intersection(attributes))
+    if taken:
+        raise ValueError(
+            f"{taken[0]!r} is an attribute the guard sets on every request; "
+            "an instance cannot have it"
+        )
+    return attributes
 
 
 class PolicyRelationship(_Model):
