@@ -92,6 +92,7 @@ class GuardSettings(BaseSettings):
     flatten_tool_arguments: bool = True
     unknown_methods: Literal["deny", "allow"] = "deny"
     policy_file: Path | None = None
+    policy_data_file: Path | None = None
     permit_pdp_url: str = "http://localhost:7766"
     permit_api_key: SecretStr = SecretStr("")
     pdp_timeout: float = Field(default=5.0, gt=0, le=300)

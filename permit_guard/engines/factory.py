@@ -87,8 +87,13 @@ def engine_from_settings(
                 "choose one policy engine: both a policy file (PERMIT_MCP_POLICY_FILE) and a "
                 "Permit.io API key (PERMIT_MCP_PERMIT_API_KEY) are set"
             )
+        if settings.policy_data_file is not None and policy_file is None:
+            raise ConfigurationError(
+                "a policy data file (PERMIT_MCP_POLICY_DATA_FILE) needs a policy file "
+                "(PERMIT_MCP_POLICY_FILE) to check its facts against"
+            )
         if policy_file is not None:
-            chosen = LocalPolicyEngine.from_file(policy_file)
+            chosen = LocalPolicyEngine.from_file(policy_file, data=settings.policy_data_file)
         elif api_key:
             chosen = PermitPDPEngine(
                 settings.permit_pdp_url,

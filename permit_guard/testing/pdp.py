@@ -129,6 +129,7 @@ class LocalPDP:
         cls,
         path: str | os.PathLike[str],
         *,
+        data: str | os.PathLike[str] | None = None,
         api_key: str = "test-pdp-key",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -137,6 +138,7 @@ class LocalPDP:
 
         Args:
             path: The policy file (``.yaml``, ``.yml`` or ``.json``).
+            data: A data file whose facts replace the policy file's.
             api_key: The bearer key clients must send.
             host: A loopback address to listen on.
             port: The port; 0 picks a free one.
@@ -147,7 +149,8 @@ class LocalPDP:
         Raises:
             PolicyFileError: If the policy is invalid.
         """
-        return cls(LocalPolicyEngine.from_file(path), api_key=api_key, host=host, port=port)
+        engine = LocalPolicyEngine.from_file(path, data=data)
+        return cls(engine, api_key=api_key, host=host, port=port)
 
     def __repr__(self) -> str:
         where = self._url if self._url is not None else "stopped"
