@@ -142,8 +142,11 @@ class LocalPolicyEngine:
 
     @property
     def facts(self) -> Facts:
-        """The facts the next decision reads: a snapshot that never changes."""
-        return self._store.facts
+        """The facts the next decision reads: a read-only snapshot that never changes.
+
+        Change them through :attr:`api`.
+        """
+        return self._store.facts.read_only()
 
     @property
     def api(self) -> Directory:

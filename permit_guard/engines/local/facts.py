@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from permit_guard.engines.local.conditions import Subject
@@ -96,6 +97,12 @@ class Facts:
         )
 
     # -- reading ---------------------------------------------------------------------------
+
+    def read_only(self) -> Facts:
+        """The same snapshot behind read-only views, for code outside the engine."""
+        return Facts(
+            **{name: MappingProxyType(getattr(self, name)) for name in self.__dataclass_fields__}
+        )
 
     def in_instance(self, request: AuthzRequest) -> AuthzRequest:
         """The request as the facts about its instance say it is.
