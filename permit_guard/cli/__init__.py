@@ -8,8 +8,10 @@ guard's own decision core, so what it shows is what the middleware does::
     permit-guard inspect examples/quickstart.py
     permit-guard check examples/quickstart.py --user bob --tool refund \\
         --args '{"amount": 50, "currency": "EUR"}' --policy examples/policy.yaml -v
+    permit-guard check examples/quickstart.py --user bob --tool delete_invoice --key 42 \\
+        --policy examples/policy.yaml
     permit-guard lint examples/quickstart.py --policy examples/policy.yaml
-    permit-guard export examples/quickstart.py --format terraform
+    permit-guard export examples/quickstart.py --format terraform --policy examples/policy.yaml
     permit-guard policy validate examples/policy.yaml
 
 Exit codes: 0 for success (and "allowed"), 1 for "denied" or problems found,

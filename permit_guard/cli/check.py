@@ -20,6 +20,15 @@ Example::
         check(server, settings, engine, Principal(key="bob"), kind="tool", name="greet")
     )
     print(verdict.allowed, verdict.reason)
+
+With ``key=``, the component's key argument (its ``@require_permission(...,
+key="project_id")``) is given the instance key, so the request names that
+resource instance::
+
+    verdict = asyncio.run(
+        check(server, settings, engine, Principal(key="bob"), kind="tool",
+              name="delete_invoice", key="42")
+    )
 """
 
 from __future__ import annotations
@@ -30,16 +39,24 @@ from typing import Any, Literal
 
 from fastmcp import FastMCP
 
-from permit_guard.components.lookup import find_prompt, find_resource, find_tool, target
+from permit_guard.components.lookup import (
+    Target,
+    find_prompt,
+    find_resource,
+    find_tool,
+    target,
+)
+from permit_guard.components.resolve import resolve_spec
 from permit_guard.engines.base import PolicyEngine
-from permit_guard.exceptions import EngineError, UnknownComponent
+from permit_guard.exceptions import ConfigurationError, EngineError, UnknownComponent
 from permit_guard.guard import Guard, known
 from permit_guard.methods import CALL_METHODS
 from permit_guard.model import Principal
 from permit_guard.settings import GuardSettings
+from permit_guard.spec import GuardSpec
 from permit_guard.verdict import Verdict
 
-__all__ = ["check", "require_component"]
+__all__ = ["check", "guard_spec", "require_component"]
 
 
 async def check(
@@ -51,6 +68,7 @@ async def check(
     kind: Literal["tool", "resource", "prompt"],
     name: str,
     arguments: Mapping[str, Any] | None = None,
+    key: str | None = None,
 ) -> Verdict:
     """Ask the guard whether ``principal`` may call, read or render a component.
 
@@ -62,18 +80,25 @@ async def check(
         kind: ``tool``, ``resource`` (a URI, static or templated) or ``prompt``.
         name: Tool or prompt name, or resource URI.
         arguments: Tool or prompt arguments, as a client would send them.
+        key: The resource instance key: the value of the argument the
+            component's spec names with ``key=`` (sugar for giving it in
+            ``arguments``).
 
     Returns:
         The guard's verdict, with the request the engine was asked.
 
     Raises:
         UnknownComponent: If the server has no such component.
+        ConfigurationError: If ``key`` is given for a component without a key
+            argument, or disagrees with the same argument in ``arguments``.
         EngineError: If the engine could not decide.
     """
     await require_component(server, kind, name)
     guard = Guard.from_settings(settings, engine=engine)
     await guard.planner.survey(server)  # as the middleware does when the server starts
     sent = dict(arguments or {})
+    if key is not None:
+        sent = await _with_key(await target(server, kind, name), sent, key)
     if kind == "prompt":
         # Prompt arguments travel as strings, as clients send them.
         sent = {k: v if isinstance(v, str) else json.dumps(v) for k, v in sent.items()}
@@ -82,6 +107,58 @@ async def check(
     if verdict.error is not None:
         raise EngineError(verdict.error)
     return verdict
+
+
+async def guard_spec(
+    server: FastMCP[Any], kind: Literal["tool", "resource", "prompt"], name: str
+) -> GuardSpec | None:
+    """The guard spec of a component, as the guard resolves it (``None``: undecorated or unknown).
+
+    Args:
+        server: The server.
+        kind: ``tool``, ``resource`` (a URI) or ``prompt``.
+        name: Tool or prompt name, or resource URI.
+    """
+    return await _spec_of(await target(server, kind, name))
+
+
+async def _spec_of(found: Target) -> GuardSpec | None:
+    if found.component is None:
+        return None
+    try:
+        return await resolve_spec(found.component)
+    except LookupError:
+        # The guard denies such a component ("its guard spec cannot be found").
+        return None
+
+
+async def _with_key(found: Target, arguments: dict[str, Any], key: str) -> dict[str, Any]:
+    """``arguments`` with the component's key argument set to ``key``."""
+    noun = "resource template" if found.kind == "template" else found.kind
+    if found.kind in ("resource", "template"):
+        raise ConfigurationError(
+            f"--key applies to tools and prompts: the key of {noun} {found.name!r} comes from "
+            "the URI read"
+        )
+    spec = await _spec_of(found)
+    if spec is not None and spec.key_value is not None:
+        raise ConfigurationError(
+            f"{noun} {found.name!r} has a fixed key ({spec.key_value!r}, key=fixed(...)): its "
+            "requests always name that instance, so --key cannot choose another"
+        )
+    if spec is None or spec.key_arg is None:
+        raise ConfigurationError(
+            f"{noun} {found.name!r} has no key argument: its @require_permission names no "
+            "key=..., so its requests name no resource instance; --key applies to components "
+            'declared with key="ARGUMENT"'
+        )
+    argument = spec.key_arg
+    if argument in arguments and str(arguments[argument]) != key:
+        raise ConfigurationError(
+            f"--key {key!r} and --args {argument}={arguments[argument]!r} name different "
+            f"instances; give the key of {noun} {found.name!r} once"
+        )
+    return {**arguments, argument: key}
 
 
 async def require_component(server: FastMCP[Any], kind: str, name: str) -> None:

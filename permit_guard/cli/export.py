@@ -2,17 +2,20 @@
 
 One resource type per type the guard asks about, with the actions it asks for
 and the attributes the requests carry, the list gates included; public
-components and those the guard refuses without asking need nothing.
+components and those the guard refuses without asking need nothing. With a
+policy, also the types those relate to, each type's relations and resource
+roles, and the roles' derivations (see :mod:`~permit_guard.cli.rebac`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from permit_guard.cli.inventory import Attribute, Inventory, attributes_of
+from permit_guard.cli import hcl, rebac
+from permit_guard.cli.inventory import Attribute, Inventory, attributes_of, permit_type
+from permit_guard.engines.local.policy import Policy
 from permit_guard.model import AuthzRequest
 
 __all__ = ["ResourceSchema", "permit_api_json", "schema_of", "terraform"]
@@ -32,9 +35,9 @@ class ResourceSchema:
     actions: list[str] = field(default_factory=list)
     attributes: dict[str, str] = field(default_factory=dict)
 
-    def add(self, action: str, attributes: Iterable[Attribute]) -> None:
-        """Record one request's action and attributes."""
-        if action not in self.actions:
+    def add(self, action: str | None, attributes: Iterable[Attribute] = ()) -> None:
+        """Record one request's action and attributes (or a policy's action, or attributes)."""
+        if action is not None and action not in self.actions:
             self.actions.append(action)
         for attribute in attributes:
             known = self.attributes.setdefault(attribute.name, attribute.type)
@@ -42,12 +45,14 @@ class ResourceSchema:
                 self.attributes[attribute.name] = "json"
 
 
-def schema_of(found: Inventory) -> list[ResourceSchema]:
+def schema_of(found: Inventory, policy: Policy | None = None) -> list[ResourceSchema]:
     """The resource types, actions and attributes the server's requests use.
 
     Includes the list gates of the kinds of component the server has (unless
     bypassed). Public components and those denied without asking the engine
-    need nothing.
+    need nothing. With a policy, the types the server's types relate to are
+    added, and each type the policy declares gets the policy's actions (its
+    resource roles may grant them) and the attributes of its instances.
     """
     schemas: dict[str, ResourceSchema] = {}
 
@@ -62,13 +67,37 @@ def schema_of(found: Inventory) -> list[ResourceSchema]:
     for gate in found.gates:
         if gate.checked and gate.refusal is None and gate.method in families:
             add(gate.request, attributes_of(gate.request))
+    if policy is not None:
+        _add_policy(schemas, policy)
     return list(schemas.values())
 
 
-def permit_api_json(found: Inventory) -> dict[str, Any]:
-    """The schema as Permit.io API requests, like ``docs/example_policies/permit-api.json``."""
+def _add_policy(schemas: dict[str, ResourceSchema], policy: Policy) -> None:
+    """The types the server's relate to, and each type's actions and instance attributes."""
+    for type_name in rebac.needed_types(policy, schemas):
+        schemas[type_name] = ResourceSchema(key=type_name)
+    for schema in schemas.values():
+        resource = policy.resources.get(schema.key)
+        for action in resource.actions if resource is not None else ():
+            schema.add(action)
+    for name, instance in policy.resource_instances.items():
+        instance_type = schemas.get(name.partition(":")[0])
+        if instance_type is not None:
+            instance_type.add(
+                None,
+                (Attribute(name=k, type=permit_type(v)) for k, v in instance.attributes.items()),
+            )
+
+
+def permit_api_json(found: Inventory, policy: Policy | None = None) -> dict[str, Any]:
+    """The schema as Permit.io API requests, like ``docs/example_policies/permit-api.json``.
+
+    With a policy, the requests that create its relations, resource roles and
+    derivations follow the resource types.
+    """
     requests = []
-    for schema in schema_of(found):
+    schemas = schema_of(found, policy)
+    for schema in schemas:
         body: dict[str, Any] = {
             "key": schema.key,
             "name": schema.key,
@@ -81,31 +110,59 @@ def permit_api_json(found: Inventory) -> dict[str, Any]:
         requests.append(
             {"method": "POST", "path": "/schema/{proj_id}/{env_id}/resources", "body": body}
         )
+    then = "Then create the roles, resource sets and user sets of your policy."
+    if policy is not None:
+        requests += rebac.api_requests(rebac.rebac_of(policy, [s.key for s in schemas]))
+        then = (
+            "The relations, resource roles and role derivations of the policy follow the "
+            "resource types, each after what it names; then create its tenant roles, resource "
+            f"sets and user sets. {_DATA}"
+        )
     return {
         "description": (
             f"The resource types the MCP server {found.server_name!r} needs in Permit.io, as "
             "API requests. Paths are under https://api.permit.io/v2 with your "
-            "{proj_id}/{env_id}; send each body with Authorization: Bearer <your API key>. "
-            "Then create the roles, resource sets and user sets of your policy."
+            "{proj_id}/{env_id}; send each body with Authorization: Bearer <your API key>. " + then
         ),
         "requests": requests,
     }
 
 
-def terraform(found: Inventory) -> str:
-    """The schema as ``permitio_resource`` blocks for Permit.io's Terraform provider."""
+_DATA = (
+    "Resource instances, relationship tuples and role assignments are data, not schema: sync "
+    "them with permit.api.resource_instances.create, permit.api.relationship_tuples.create "
+    "and permit.api.role_assignments.assign."
+)
+
+
+def terraform(found: Inventory, policy: Policy | None = None) -> str:
+    """The schema as ``permitio_resource`` blocks for Permit.io's Terraform provider.
+
+    With a policy, its relations, resource roles and derivations follow, as
+    ``permitio_relation``, ``permitio_role`` and ``permitio_role_derivation`` blocks.
+    """
     lines = [
         f"# The resource types the MCP server {found.server_name!r} needs in Permit.io",
         "# (provider permitio/permit-io; see docs/example_policies/permit.tf for the provider",
-        "# block). Add your roles, resource sets and user sets beside them.",
     ]
-    for schema in schema_of(found):
-        lines += ["", f'resource "permitio_resource" "{_hcl_label(schema.key)}" {{']
-        lines += _hcl_aligned([("key", _hcl_string(schema.key)), ("name", _hcl_string(schema.key))])
+    if policy is None:
+        lines.append("# block). Add your roles, resource sets and user sets beside them.")
+    else:
+        lines += [
+            "# block), with the relations, resource roles and role derivations of the policy.",
+            "# Add its tenant roles, resource sets and user sets beside them. Resource instances,",
+            "# relationship tuples and role assignments are data: sync them with",
+            "# permit.api.resource_instances.create, permit.api.relationship_tuples.create and",
+            "# permit.api.role_assignments.assign.",
+        ]
+    schemas = schema_of(found, policy)
+    for schema in schemas:
+        lines += ["", f'resource "permitio_resource" "{hcl.label(schema.key)}" {{']
+        lines += hcl.aligned([("key", hcl.string(schema.key)), ("name", hcl.string(schema.key))])
         lines.append("  actions = {")
-        lines += _hcl_aligned(
+        lines += hcl.aligned(
             [
-                (_hcl_string(action), f"{{ name = {_hcl_string(action)} }}")
+                (hcl.string(action), f"{{ name = {hcl.string(action)} }}")
                 for action in schema.actions
             ],
             indent="    ",
@@ -113,11 +170,11 @@ def terraform(found: Inventory) -> str:
         lines.append("  }")
         if schema.attributes:
             lines.append("  attributes = {")
-            lines += _hcl_aligned(
+            lines += hcl.aligned(
                 [
                     (
-                        _hcl_string(name),
-                        f"{{ name = {_hcl_string(name)}, type = {_hcl_string(kind)} }}",
+                        hcl.string(name),
+                        f"{{ name = {hcl.string(name)}, type = {hcl.string(kind)} }}",
                     )
                     for name, kind in sorted(schema.attributes.items())
                 ],
@@ -125,20 +182,6 @@ def terraform(found: Inventory) -> str:
             )
             lines.append("  }")
         lines.append("}")
+    if policy is not None:
+        lines += rebac.terraform(rebac.rebac_of(policy, [s.key for s in schemas]))
     return "\n".join(lines) + "\n"
-
-
-def _hcl_aligned(pairs: Sequence[tuple[str, str]], *, indent: str = "  ") -> list[str]:
-    """``key = value`` lines with the ``=`` aligned, as ``terraform fmt`` writes them."""
-    width = max((len(key) for key, _ in pairs), default=0)
-    return [f"{indent}{key.ljust(width)} = {value}" for key, value in pairs]
-
-
-def _hcl_string(text: str) -> str:
-    # JSON string escapes are HCL's; HCL also reads ${ and %{ as templates.
-    return json.dumps(text).replace("${", "$${").replace("%{", "%%{")
-
-
-def _hcl_label(key: str) -> str:
-    label = "".join(c if c.isalnum() or c in "_-" else "_" for c in key)
-    return label if label[:1].isalpha() or label[:1] == "_" else f"_{label}"

@@ -52,6 +52,7 @@ __all__ = [
     "Source",
     "attributes_of",
     "inventory",
+    "permit_type",
 ]
 
 
@@ -320,14 +321,14 @@ def _tenant_source(spec: GuardSpec | None) -> Source:
 def attributes_of(request: AuthzRequest) -> tuple[Attribute, ...]:
     """The attributes a request carries, typed as Permit.io types them."""
     found = [
-        Attribute(name=name, type=_permit_type(value))
+        Attribute(name=name, type=permit_type(value))
         for name, value in request.resource.attributes.items()
     ]
     # Arguments first, then the built-ins, each group in the mapping's order.
     return tuple(sorted(found, key=lambda a: a.name in _BUILT_INS))
 
 
-def _permit_type(value: Any) -> str:
+def permit_type(value: Any) -> str:
     """The Permit.io attribute type of a JSON value (``json`` when it cannot be told)."""
     if isinstance(value, bool):
         return "bool"

@@ -3,7 +3,9 @@
 Undecorated components; components the guard refuses to every caller (the
 planner's own refusals: a method outside ``known_methods``, default deny, a
 spec that cannot be found, unmappable arguments); components and list gates no
-grant of the policy can reach; and grants that name what the server never asks.
+grant of the policy can reach; grants that name what the server never asks;
+and roles that nothing in the policy grants anybody (neither an assignment nor
+a derivation from one), which only runtime assignments can.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Literal
 
 from permit_guard.cli.inventory import ComponentInfo, GateInfo, Inventory
 from permit_guard.engines.local.policy import WILDCARD, Policy
+from permit_guard.engines.local.relations import RoleRules
 from permit_guard.methods import Kind
 
 __all__ = ["Finding", "Severity", "lint"]
@@ -34,7 +37,8 @@ class Finding:
     """One problem ``lint`` found.
 
     Attributes:
-        kind: ``invalid-policy``, ``undecorated``, ``unreachable`` or ``dead-grant``.
+        kind: ``invalid-policy``, ``undecorated``, ``unreachable``,
+            ``ambiguous-action``, ``dead-grant`` or ``ungrantable-role``.
         severity: ``error`` or ``warning``.
         component: The component (``tool greet``) or list method it is about.
         location: Where in the policy file, for policy findings.
@@ -121,6 +125,7 @@ def lint(
             findings.append(_public_only(gate, gate.refusal))
     if policy is not None:
         findings.extend(_policy_findings(found, policy))
+        findings.extend(_ungrantable_roles(policy))
     return sorted(findings, key=lambda f: f.severity != "error")
 
 
@@ -182,7 +187,13 @@ def _policy_findings(found: Inventory, policy: Policy) -> list[Finding]:
         reported.add(pair)
         findings.append(_public_only(gate, _why_ungranted(policy, *pair)))
 
-    for where, type_name, actions in _grants(policy):
+    derives = RoleRules.build(policy).leads_to
+    for where, type_name, actions, resource_role in _grants(policy):
+        if not actions:
+            continue
+        if type_name not in asked_types and resource_role in derives:
+            # Held on a related instance, it derives a role of what the server asks about.
+            continue
         if type_name not in asked_types:
             findings.append(
                 Finding(
@@ -216,22 +227,26 @@ def _listing(actions: Sequence[str]) -> str:
     return ", ".join(actions)
 
 
-def _grants(policy: Policy) -> Iterable[tuple[str, str, list[str]]]:
-    """(location, resource type, actions) of every grant: roles, user sets, resource roles."""
+def _grants(policy: Policy) -> Iterable[tuple[str, str, list[str], tuple[str, str] | None]]:
+    """Every grant: roles, user sets, resource roles.
+
+    Each as (location, resource type, actions, ``(type, role)`` for a resource role).
+    """
     for holder, section in (("roles", policy.roles), ("user_sets", policy.user_sets)):
         for name, entry in section.items():
             for target, actions in entry.grants.items():
                 resource_set = policy.resource_sets.get(target)
                 type_name = resource_set.resource if resource_set is not None else target
-                yield f"{holder}.{name}.grants.{target}", type_name, actions
+                yield f"{holder}.{name}.grants.{target}", type_name, actions, None
     for type_name, resource in policy.resources.items():
         for role, resource_role in resource.roles.items():
-            yield f"resources.{type_name}.roles.{role}", type_name, resource_role.permissions
+            where = f"resources.{type_name}.roles.{role}"
+            yield where, type_name, resource_role.permissions, (type_name, role)
 
 
 def _granted_pairs(policy: Policy) -> set[tuple[str, str]]:
     granted: set[tuple[str, str]] = set()
-    for _, type_name, actions in _grants(policy):
+    for _, type_name, actions, _ in _grants(policy):
         resource = policy.resources.get(type_name)
         known = resource.actions if resource is not None else []
         expanded = known if WILDCARD in actions else actions
@@ -246,3 +261,59 @@ def _why_ungranted(policy: Policy, type_name: str, action: str) -> str:
     if action not in resource.actions:
         return f"resource type {type_name!r} of the policy has no action {action!r}"
     return f"nothing in the policy grants {type_name}:{action}"
+
+
+def _ungrantable_roles(policy: Policy) -> list[Finding]:
+    """Roles no user of the policy holds, assigned or derived: only runtime assignments can grant.
+
+    A resource role is grantable when some user is assigned it on an instance,
+    or when it is derived (``granted_to``) from a grantable role; whether tuples
+    link the instances is data, which the directory may add at run time.
+    """
+    assigned_roles: set[str] = set()
+    reached: set[tuple[str, str]] = set()
+    for user in policy.users.values():
+        for role_names in user.roles_by_tenant().values():
+            assigned_roles.update(role_names)
+        for instance, role_names in user.resource_roles.items():
+            type_name = instance.partition(":")[0]
+            reached.update((type_name, role) for role in role_names)
+    leads_to = RoleRules.build(policy).leads_to
+    frontier = list(reached)
+    while frontier:
+        for _, object_type, object_role in leads_to.get(frontier.pop(), ()):
+            if (object_type, object_role) not in reached:
+                reached.add((object_type, object_role))
+                frontier.append((object_type, object_role))
+    findings = [
+        Finding(
+            kind="ungrantable-role",
+            severity="warning",
+            component=None,
+            location=f"roles.{name}",
+            message=f"role {name!r}: no assignment in the policy grants it in any tenant; only "
+            "runtime assignments can",
+        )
+        for name in policy.roles
+        if name not in assigned_roles
+    ]
+    for type_name, resource in policy.resources.items():
+        for name, role in resource.roles.items():
+            if (type_name, name) in reached:
+                continue
+            sources = ", ".join(
+                f"{rule.role!r} on {rule.on_resource}" for rule in role.granted_to.users_with_role
+            )
+            derived = f" (it is derived from {sources}, which nothing grants either)"
+            findings.append(
+                Finding(
+                    kind="ungrantable-role",
+                    severity="warning",
+                    component=None,
+                    location=f"resources.{type_name}.roles.{name}",
+                    message=f"resource role {name!r} of {type_name!r}: no assignment in the "
+                    "policy or derivation grants it; only runtime assignments can"
+                    + (derived if sources else ""),
+                )
+            )
+    return findings

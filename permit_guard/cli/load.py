@@ -228,19 +228,27 @@ def chosen_engine(
     settings: GuardSettings,
     *,
     policy: str | os.PathLike[str] | None = None,
+    data: str | os.PathLike[str] | None = None,
     pdp: str | None = None,
     api_key: str | None = None,
 ) -> tuple[PolicyEngine, str]:
     """The engine the command-line options name, else the server's own, and how to call it.
 
     Built by the middleware's own factory (never cached: the command shows
-    what the engine decides now).
+    what the engine decides now). A ``data`` file goes with ``policy``: its
+    facts replace the policy file's own, as ``LocalPolicyEngine.from_file(policy,
+    data=...)`` reads them.
 
     Raises:
         ConfigurationError: When nothing names an engine, or a PDP has no key.
         PolicyFileError: When the policy file cannot be loaded.
     """
     fresh = {"cache_ttl": 0.0}
+    if policy is not None and data is not None:
+        return (
+            LocalPolicyEngine.from_file(policy, data=data),
+            f"local policy {policy} with data {data}",
+        )
     if policy is not None:
         update = {**fresh, "policy_file": Path(policy), "permit_api_key": SecretStr("")}
         engine = engine_from_settings(settings.model_copy(update=update), file_given=True)

@@ -157,11 +157,20 @@ def component_json(row: ComponentInfo) -> dict[str, Any]:
 
 
 def print_check(
-    result: Verdict, kind: str, name: str, caller: Principal, engine: str, verbose: bool
+    result: Verdict,
+    kind: str,
+    name: str,
+    caller: Principal,
+    engine: str,
+    verbose: bool,
+    *,
+    instance: str | None = None,
 ) -> None:
     verdict = "allowed" if result.allowed else "denied"
     tenant = f" in tenant {caller.tenant!r}" if caller.tenant else ""
     say(f"{verdict}: {kind} {name!r} for user {caller.key!r}{tenant}")
+    if instance is not None:
+        say(f"instance: {instance}")
     say(f"reason: {result.reason}")
     if result.request is None:
         say("decided by: the guard, without asking the engine")

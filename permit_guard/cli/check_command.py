@@ -1,0 +1,215 @@
+"""``permit-guard check``: one request, decided by the guard core, printed with its reason.
+
+The deciding is :func:`permit_guard.cli.check.check`; this module reads the
+command line, picks the engine and prints the verdict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from fastmcp import FastMCP
+
+from permit_guard.cli.check import check, guard_spec
+from permit_guard.cli.load import chosen_engine
+from permit_guard.cli.options import (
+    DefaultDenyOption,
+    JsonOption,
+    ServerArgument,
+    ServerNameOption,
+    json_object,
+    load,
+    run,
+)
+from permit_guard.cli.render import fail, print_check, print_json
+from permit_guard.engines.base import PolicyEngine, close_engine
+from permit_guard.exceptions import ConfigurationError, EngineError, PolicyFileError
+from permit_guard.model import Principal
+from permit_guard.settings import GuardSettings
+from permit_guard.verdict import Verdict
+
+__all__ = ["check_command"]
+
+
+def check_command(
+    server: ServerArgument,
+    user: Annotated[str, typer.Option("--user", help="The caller's user key.", show_default=False)],
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", help="The caller's tenant (default: default).", show_default=False
+        ),
+    ] = None,
+    user_attributes: Annotated[
+        str | None,
+        typer.Option(
+            "--user-attributes",
+            metavar="JSON",
+            help="The caller's attributes, a JSON object (as an identity extractor gives them).",
+            show_default=False,
+        ),
+    ] = None,
+    tool: Annotated[
+        str | None, typer.Option("--tool", help="Check a call of this tool.", show_default=False)
+    ] = None,
+    resource: Annotated[
+        str | None,
+        typer.Option(
+            "--resource", metavar="URI", help="Check a read of this URI.", show_default=False
+        ),
+    ] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option("--prompt", help="Check a render of this prompt.", show_default=False),
+    ] = None,
+    args: Annotated[
+        str | None,
+        typer.Option(
+            "--args",
+            metavar="JSON",
+            help="Tool or prompt arguments, a JSON object.",
+            show_default=False,
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            metavar="KEY",
+            help="The resource instance key: the value of the argument the component names "
+            "with key=.",
+            show_default=False,
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", metavar="FILE", help="Decide with this policy file.", show_default=False
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            metavar="FILE",
+            help="A data file whose users, instances and tuples replace the policy's own "
+            "(with --policy).",
+            show_default=False,
+        ),
+    ] = None,
+    pdp: Annotated[
+        str | None,
+        typer.Option(
+            "--pdp", metavar="URL", help="Decide with the Permit.io PDP at URL.", show_default=False
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            metavar="KEY",
+            help="The PDP's API key (default: PERMIT_MCP_PERMIT_API_KEY).",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print the request sent to the engine.")
+    ] = False,
+    default_deny: DefaultDenyOption = None,
+    server_name: ServerNameOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Ask the guard whether USER may call a tool, read a resource or render a prompt.
+
+    Builds the request exactly as the middleware would (same lookup, argument
+    binding and mapping; @public components are allowed and undecorated ones
+    denied under default deny without asking the engine), asks the engine given
+    by --policy or --pdp (default: the server's own), and prints the decision
+    and its reason. --key KEY names the resource instance of a component
+    declared with key=ARGUMENT. The component itself is not run. Exit code 0
+    when allowed, 1 when denied, 2 on a usage or configuration error.
+    """
+    targets = [(k, v) for k, v in (("tool", tool), ("resource", resource), ("prompt", prompt)) if v]
+    if len(targets) != 1:
+        fail("give exactly one of --tool NAME, --resource URI, --prompt NAME")
+    kind, name = targets[0]
+    if args is not None and kind == "resource":
+        fail("--args applies to --tool and --prompt; a resource's parameters are in its URI")
+    if key is not None and kind == "resource":
+        fail("--key applies to --tool and --prompt; a resource's key is the URI it reads")
+    arguments = json_object(args, "--args")
+    attributes = json_object(user_attributes, "--user-attributes")
+    if policy is not None and pdp is not None:
+        fail("give either --policy FILE or --pdp URL, not both")
+    if data is not None and policy is None:
+        fail("--data FILE goes with --policy FILE: it holds the facts of that policy")
+    loaded, settings, _ = load(server, server_name, default_deny)
+    try:
+        engine, engine_label = chosen_engine(
+            loaded, settings, policy=policy, data=data, pdp=pdp, api_key=api_key
+        )
+    except (ConfigurationError, PolicyFileError) as exc:
+        fail(str(exc))
+    principal = Principal(key=user, attributes=attributes, tenant=tenant)
+    checked_kind: Literal["tool", "resource", "prompt"] = (
+        "tool" if kind == "tool" else "prompt" if kind == "prompt" else "resource"
+    )
+    try:
+        result, keyed = run(
+            _check_and_close(
+                loaded, settings, engine, principal, checked_kind, name, arguments, key
+            )
+        )
+    except EngineError as exc:
+        fail(f"the policy engine could not decide: {exc}")
+    except ConfigurationError as exc:
+        fail(str(exc))
+    if json_output:
+        print_json(
+            {
+                "allowed": result.allowed,
+                "reason": result.reason,
+                "decided_by": result.decided_by,
+                "engine": engine_label,
+                "user": user,
+                "tenant": tenant,
+                "component": {"kind": kind, "name": name},
+                "request": result.request.to_pdp_json() if result.request else None,
+            }
+        )
+    else:
+        named = result.request.resource if keyed and result.request else None
+        instance = f"{named.type}:{named.key}" if named and named.key is not None else None
+        print_check(result, kind, name, principal, engine_label, verbose, instance=instance)
+    raise typer.Exit(0 if result.allowed else 1)
+
+
+async def _check_and_close(
+    server: FastMCP[Any],
+    settings: GuardSettings,
+    engine: PolicyEngine,
+    principal: Principal,
+    kind: Literal["tool", "resource", "prompt"],
+    name: str,
+    arguments: dict[str, Any],
+    key: str | None,
+) -> tuple[Verdict, bool]:
+    """The verdict, and whether the component names its instance with ``key=``."""
+    try:
+        verdict = await check(
+            server,
+            settings,
+            engine,
+            principal,
+            kind=kind,
+            name=name,
+            arguments=arguments,
+            key=key,
+        )
+        spec = await guard_spec(server, kind, name)
+        keyed = spec is not None and (spec.key_arg is not None or spec.key_value is not None)
+        return verdict, keyed
+    finally:
+        await close_engine(engine)
