@@ -23,10 +23,11 @@ and logged to ``permit_guard.audit``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from permit_guard.engines.local.facts import Facts, FactStore
 from permit_guard.engines.local.payloads import (
@@ -51,6 +52,43 @@ from permit_guard.exceptions import DirectoryError
 __all__ = ["Directory"]
 
 audit = logging.getLogger("permit_guard.audit")
+
+
+R = TypeVar("R")
+
+
+def _audited(
+    operation: str,
+) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
+    """Audit every refusal of ``operation``, however early it is found, as one WARNING line."""
+
+    def decorate(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        @functools.wraps(method)
+        async def audited(self: object, *args: object) -> R:
+            try:
+                return await method(self, *args)
+            except DirectoryError as exc:
+                given: object = [_plain(a) for a in args]
+                event = {"event": "directory", "operation": operation, "refused": exc.problem}
+                audit.warning(json.dumps(event | {"change": given}, default=str))
+                raise
+
+        return audited
+
+    return decorate
+
+
+def _plain(payload: object) -> object:
+    """A payload as it can be logged: a mapping, an SDK model's fields, or its text."""
+    if isinstance(payload, Mapping | str):
+        return dict(payload) if isinstance(payload, Mapping) else payload
+    dump = getattr(payload, "model_dump", None) or getattr(payload, "dict", None)
+    if callable(dump):
+        try:
+            return dump()
+        except Exception:
+            return repr(payload)
+    return repr(payload)
 
 
 class Directory:
@@ -82,17 +120,7 @@ class Directory:
         self, operation: str, payload: dict[str, Any], make: Callable[[Facts], Facts]
     ) -> None:
         """Publish ``make(facts)`` and audit it; a :class:`DirectoryError` changes nothing."""
-        try:
-            self._store.change(make)
-        except DirectoryError as exc:
-            audit.warning(
-                json.dumps(
-                    {"event": "directory", "operation": operation, "refused": exc.problem}
-                    | {"change": payload},
-                    default=str,
-                )
-            )
-            raise
+        self._store.change(make)
         audit.info(
             json.dumps(
                 {"event": "directory", "operation": operation, "change": payload}, default=str
@@ -164,6 +192,7 @@ class RoleAssignments:
     def __init__(self, directory: Directory) -> None:
         self._directory = directory
 
+    @_audited("role_assignments.assign")
     async def assign(self, assignment: object) -> dict[str, Any]:
         """Assign a role: ``{"user", "role", "tenant"}``, plus ``"resource_instance"`` for
         a resource role (``"project:acme-1"``). Takes effect on the next decision.
@@ -174,6 +203,7 @@ class RoleAssignments:
         """
         return self._directory.assignment(assignment, "role_assignments.assign", assign=True)
 
+    @_audited("role_assignments.unassign")
     async def unassign(self, unassignment: object) -> None:
         """Unassign a role (the same payload as :meth:`assign`).
 
@@ -189,6 +219,7 @@ class Users:
     def __init__(self, directory: Directory) -> None:
         self._directory = directory
 
+    @_audited("users.sync")
     async def sync(self, user: object) -> dict[str, Any]:
         """Create or update a user: ``{"key", "attributes"}`` (``email`` etc. accepted).
 
@@ -202,10 +233,12 @@ class Users:
         )
         return record
 
+    @_audited("users.assign_role")
     async def assign_role(self, assignment: object) -> dict[str, Any]:
         """Same as ``role_assignments.assign``."""
         return self._directory.assignment(assignment, "users.assign_role", assign=True)
 
+    @_audited("users.unassign_role")
     async def unassign_role(self, unassignment: object) -> None:
         """Same as ``role_assignments.unassign``."""
         self._directory.assignment(unassignment, "users.unassign_role", assign=False)
@@ -217,6 +250,7 @@ class ResourceInstances:
     def __init__(self, directory: Directory) -> None:
         self._directory = directory
 
+    @_audited("resource_instances.create")
     async def create(self, instance_data: object) -> dict[str, Any]:
         """Make an instance known: ``{"key", "resource", "tenant", "attributes"}``.
 
@@ -242,6 +276,7 @@ class ResourceInstances:
         self._directory.change(operation, record, create)
         return record
 
+    @_audited("resource_instances.update")
     async def update(self, instance_key: str, instance_data: object) -> dict[str, Any]:
         """Replace the attributes of ``instance_key`` (``"project:acme-1"``): ``{"attributes"}``.
 
@@ -264,6 +299,7 @@ class ResourceInstances:
         self._directory.change(operation, record, update)
         return found | {"attributes": dict(u.attributes or {})}
 
+    @_audited("resource_instances.delete")
     async def delete(self, instance_key: str) -> None:
         """Forget ``instance_key``, with its tuples and the roles assigned on it.
 
@@ -296,6 +332,7 @@ class RelationshipTuples:
             raise DirectoryError(operation, problem)
         return t, subject, obj
 
+    @_audited("relationship_tuples.create")
     async def create(self, tuple_data: object) -> dict[str, Any]:
         """Link two instances: ``{"subject", "relation", "object"}`` (``"tenant"`` optional).
 
@@ -327,6 +364,7 @@ class RelationshipTuples:
         self._directory.change(operation, record, create)
         return record
 
+    @_audited("relationship_tuples.delete")
     async def delete(self, tuple_data: object) -> None:
         """Remove a tuple (``{"subject", "relation", "object"}``).
 

@@ -143,6 +143,7 @@ def read_payload(model: type[P], value: object, *, operation: str) -> P:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         )
         raise DirectoryError(operation, problems) from exc

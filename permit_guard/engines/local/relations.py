@@ -325,7 +325,8 @@ def graph_problem(facts: _HasLinks) -> str | None:
                 continue
             above = (edge[1], edge[2])
             if above in on_path:
-                cycle = [*path[path.index(above) :], above]
+                # Walked from object up to subject; told from subject to object.
+                cycle = [above, *reversed(path[path.index(above) :])]
                 return "the tuples form a cycle: " + " -> ".join(f"{t}:{k}" for t, k in cycle)
             if above not in depth:
                 path.append(above)
