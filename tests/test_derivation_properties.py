@@ -154,17 +154,50 @@ def worlds(draw: st.DrawFn, model: Model) -> World:
     next_links = [link for link in links if order[link[2]] == order[link[0]] + 1]
     options = assignment_options(model)
     top = [h for h in options if order[h[1], h[2]] < 2]
+    drawn_links = frozenset(
+        draw(st.sets(st.sampled_from(links), max_size=8)) if links else set()
+    ) | frozenset(draw(st.sets(st.sampled_from(next_links))) if next_links else set())
+    # A tuple lives in one tenant: instances linked, directly or not, share theirs.
+    tenant_of = {
+        group: draw(st.sampled_from(TENANTS)) for group in set(components(drawn_links).values())
+    }
+    groups = components(drawn_links)
+    known = draw(st.sets(st.sampled_from(model.instances), max_size=4))
     return World(
         assigned=frozenset(
             draw(st.sets(st.sampled_from(options), max_size=6))
             | draw(st.sets(st.sampled_from(top), max_size=4))
         ),
-        links=frozenset(draw(st.sets(st.sampled_from(links), max_size=8)) if links else set())
-        | frozenset(draw(st.sets(st.sampled_from(next_links))) if next_links else set()),
-        known=draw(
-            st.dictionaries(st.sampled_from(model.instances), st.sampled_from(TENANTS), max_size=4)
-        ),
+        links=drawn_links,
+        known={
+            i: tenant_of[groups[i]] if i in groups else draw(st.sampled_from(TENANTS))
+            for i in known
+        },
     )
+
+
+def components(links: Iterable[Link]) -> dict[Instance, Instance]:
+    """Each linked instance -> a representative of the instances linked with it."""
+    parent: dict[Instance, Instance] = {}
+
+    def find(x: Instance) -> Instance:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for subject, _, obj in links:
+        parent[find(subject)] = find(obj)
+    return {x: find(x) for x in list(parent)}
+
+
+def crosses_tenants(
+    links: Iterable[Link], known: Mapping[Instance, str], extra: Link | None = None
+) -> bool:
+    """Whether some tuple (``extra`` included) links known instances of two tenants."""
+    for subject, _, obj in [*links, *([extra] if extra else [])]:
+        if subject in known and obj in known and known[subject] != known[obj]:
+            return True
+    return False
 
 
 @st.composite
@@ -525,7 +558,8 @@ async def apply_change(
         subject, relation, obj = pick(data, state.links if kind == "unlink" else [], links)
         payload = {"subject": name(subject), "relation": relation, "object": name(obj)}
         exists = (subject, relation, obj) in state.links
-        refused = exists if kind == "link" else not exists
+        crossing = crosses_tenants([], state.known, (subject, relation, obj))
+        refused = (exists or crossing) if kind == "link" else not exists
         if kind == "link":
             change = api.relationship_tuples.create(payload)
             if not refused:
@@ -537,7 +571,9 @@ async def apply_change(
     elif kind == "create":
         instance = data.draw(st.sampled_from(model.instances))
         tenant = data.draw(st.sampled_from(TENANTS))
-        refused = instance in state.known
+        refused = instance in state.known or crosses_tenants(
+            state.links, {**state.known, instance: tenant}
+        )
         change = api.resource_instances.create(
             {"key": instance[1], "resource": instance[0], "tenant": tenant, "attributes": {}}
         )

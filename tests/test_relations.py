@@ -737,7 +737,7 @@ REFUSALS: list[tuple[str, Change, str, str]] = [
             link("folder:top", "parent", "file:acme-doc") | {"tenant": "globex"}
         ),
         "relationship_tuples.create",
-        "resource instance 'file:acme-doc' is in tenant 'acme', not 'globex'",
+        "a tuple lives in one tenant: the tuple names 'globex', file:acme-doc is in 'acme'",
     ),
     (
         "an instance that exists",
@@ -882,7 +882,7 @@ async def test_the_directory_takes_the_permit_sdk_models() -> None:
     api = engine.api
     await api.resource_instances.create(
         ResourceInstanceCreate(
-            key="y", resource="file", tenant="acme", attributes={"locked": False}
+            key="y", resource="file", tenant="default", attributes={"locked": False}
         )
     )
     await api.relationship_tuples.create(
@@ -895,7 +895,7 @@ async def test_the_directory_takes_the_permit_sdk_models() -> None:
         )
     )
     assert ask(engine, "erin", "edit", "file:y").allowed
-    await api.users.assign_role(RoleAssignmentCreate(role="writer", tenant="acme", user="dave"))
+    await api.users.assign_role(RoleAssignmentCreate(role="writer", tenant="default", user="dave"))
     assert ask(engine, "dave", "edit", "file:y").allowed
     await api.resource_instances.update(
         "file:y", ResourceInstanceUpdate(attributes={"locked": True})
@@ -911,7 +911,7 @@ async def test_the_directory_takes_the_permit_sdk_models() -> None:
         )
     )
     assert not ask(engine, "erin", "edit", "folder:sub").allowed
-    await api.users.unassign_role(RoleAssignmentRemove(role="writer", tenant="acme", user="dave"))
+    await api.users.unassign_role(RoleAssignmentRemove(role="writer", tenant="default", user="dave"))
     synced = await api.users.sync(
         UserCreate(key="erin", email="erin@example.com", attributes={"team": "docs"})
     )

@@ -145,3 +145,55 @@ async def test_an_instance_cannot_carry_an_attribute_the_guard_sets(name: str) -
         )
     # Refused changes change nothing: the instance has no attributes.
     assert engine.facts.instances["project", "acme-9"] == ("acme", {})
+
+
+TENANTED: dict[str, Any] = {
+    "resources": {
+        "workspace": {"actions": ["read"], "roles": {"admin": ["read"]}},
+        "project": {
+            "actions": ["delete"],
+            "relations": {"parent": "workspace"},
+            "roles": {
+                "owner": {
+                    "permissions": ["delete"],
+                    "granted_to": {
+                        "users_with_role": [
+                            {
+                                "role": "admin",
+                                "on_resource": "workspace",
+                                "linked_by_relation": "parent",
+                            }
+                        ]
+                    },
+                }
+            },
+        },
+    },
+    "users": {"gina": {"resource_roles": {"workspace:globex-hq": ["admin"]}}},
+    "resource_instances": {
+        "workspace:globex-hq": {"tenant": "globex"},
+        "project:acme-1": {"tenant": "acme"},
+    },
+}
+CROSSING = {"subject": "workspace:globex-hq", "relation": "parent", "object": "project:acme-1"}
+
+
+async def test_a_tuple_cannot_cross_tenants() -> None:
+    """globex's workspace admin must not derive ownership of an acme project through a tuple."""
+    with pytest.raises(PolicyFileError) as error:
+        LocalPolicyEngine.from_dict({**TENANTED, "relationships": [CROSSING]})
+    assert error.value.problems == [
+        "relationships[0]: a tuple lives in one tenant: workspace:globex-hq is in 'globex', "
+        "project:acme-1 is in 'acme'"
+    ]
+    engine = LocalPolicyEngine.from_dict(TENANTED)
+    with pytest.raises(DirectoryError, match="a tuple lives in one tenant"):
+        await engine.api.relationship_tuples.create(CROSSING)
+    # Nor by linking first and making the instance known in another tenant after.
+    await engine.api.relationship_tuples.create({**CROSSING, "object": "project:acme-2"})
+    with pytest.raises(DirectoryError, match="linked to workspace:globex-hq"):
+        await engine.api.resource_instances.create(
+            {"key": "acme-2", "resource": "project", "tenant": "acme"}
+        )
+    denied = engine.decide(ask("gina", "delete", "acme-1", tenant="acme"))
+    assert not denied.allowed

@@ -120,12 +120,12 @@ class Directory:
         self, operation: str, payload: dict[str, Any], make: Callable[[Facts], Facts]
     ) -> None:
         """Publish ``make(facts)`` and audit it; a :class:`DirectoryError` changes nothing."""
-        self._store.change(make)
-        audit.info(
-            json.dumps(
-                {"event": "directory", "operation": operation, "change": payload}, default=str
-            )
+        # The audit line first: a change that cannot be audited is not made.
+        line = json.dumps(
+            {"event": "directory", "operation": operation, "change": payload}, default=str
         )
+        self._store.change(make)
+        audit.info(line)
 
     def instance(self, name: str, operation: str) -> tuple[str, str]:
         """``(type, key)`` of ``"<type>:<key>"``, or a :class:`DirectoryError`."""
@@ -270,6 +270,9 @@ class ResourceInstances:
         def create(facts: Facts) -> Facts:
             if instance in facts.instances:
                 raise DirectoryError(operation, f"resource instance '{i.resource}:{i.key}' exists")
+            problem = facts.linked_tenant_problem(instance, i.tenant)
+            if problem:
+                raise DirectoryError(operation, problem)
             return facts.with_instance(instance, i.tenant, i.attributes or {})
 
         record = i.model_dump() | {"attributes": dict(i.attributes or {})}
@@ -347,15 +350,9 @@ class RelationshipTuples:
         def create(facts: Facts) -> Facts:
             if facts.has_link(subject, t.relation, obj):
                 raise DirectoryError(operation, "the tuple exists")
-            for end in (subject, obj):
-                known = facts.instances.get(end)
-                if t.tenant is not None and known is not None and known[0] != t.tenant:
-                    raise DirectoryError(
-                        operation,
-                        f"resource instance '{end[0]}:{end[1]}' is in tenant {known[0]!r}, "
-                        f"not {t.tenant!r}",
-                    )
-            problem = chain_problem(facts.parents, facts.children, subject, obj)
+            problem = facts.tenant_problem(subject, obj, t.tenant) or chain_problem(
+                facts.parents, facts.children, subject, obj
+            )
             if problem:
                 raise DirectoryError(operation, problem)
             return facts.with_link(subject, t.relation, obj)

@@ -142,6 +142,46 @@ class Facts:
             user_key=request.user.key, user_attributes=attributes, resource=request.resource
         )
 
+    def tenant_problem(
+        self, subject: Instance, obj: Instance, tenant: str | None = None
+    ) -> str | None:
+        """Why a tuple ``subject -> obj`` would cross tenants, or ``None``.
+
+        A tuple lives in one tenant, as on Permit.io: both ends, where known,
+        and the tenant the change names, if any, must agree. Otherwise the
+        admin of a workspace in one tenant would derive roles on another's
+        projects.
+        """
+        known = [(end, self.instances[end][0]) for end in (subject, obj) if end in self.instances]
+        if tenant is not None:
+            for end, there in known:
+                if there != tenant:
+                    return (
+                        f"a tuple lives in one tenant: the tuple names {tenant!r}, "
+                        f"{end[0]}:{end[1]} is in {there!r}"
+                    )
+        if len(known) == 2 and known[0][1] != known[1][1]:
+            (first, one), (second, other) = known
+            return (
+                f"a tuple lives in one tenant: {first[0]}:{first[1]} is in {one!r}, "
+                f"{second[0]}:{second[1]} is in {other!r}"
+            )
+        return None
+
+    def linked_tenant_problem(self, instance: Instance, tenant: str) -> str | None:
+        """Why ``instance`` cannot be in ``tenant``: a tuple links it to another tenant's."""
+        for _, type_name, key in (
+            *self.parents.get(instance, ()),
+            *self.children.get(instance, ()),
+        ):
+            other = self.instances.get((type_name, key))
+            if other is not None and other[0] != tenant:
+                return (
+                    f"it is linked to {type_name}:{key}, which is in tenant {other[0]!r}; "
+                    "a tuple lives in one tenant"
+                )
+        return None
+
     # -- changes: each returns a new snapshot ------------------------------------------------
 
     def with_user(self, user_key: str, attributes: Mapping[str, Any] | None) -> Facts:

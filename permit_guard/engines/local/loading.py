@@ -160,6 +160,11 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def _split(name: str) -> tuple[str, str]:
+    type_name, _, key = name.partition(":")
+    return type_name, key
+
+
 class _Checker:
     """Cross-references and conditions of a policy whose shape is valid."""
 
@@ -255,9 +260,15 @@ class _Checker:
             if problem:
                 self.problems.append(f"{child_location(here, 'relation')}: {problem}")
         if not self.problems:
-            problem = graph_problem(Facts.build(p))
+            facts = Facts.build(p)
+            problem = graph_problem(facts)
             if problem:
                 self.problems.append(f"relationships: {problem}")
+            for i, link in enumerate(p.relationships):
+                subject, obj = (_split(link.subject), _split(link.object))
+                problem = facts.tenant_problem(subject, obj)
+                if problem:
+                    self.problems.append(f"{child_location('relationships', i)}: {problem}")
 
     def _instance_key(self, instance: str, here: str) -> str | None:
         """The resource type of ``"<type>:<key>"``, or ``None`` (the problem recorded)."""

@@ -9,13 +9,12 @@ and refused; attribute values must be JSON values.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from permit_guard.engines.local.policy import reserved_names_free
+from permit_guard.engines.local.policy import plain_json, reserved_names_free
 from permit_guard.exceptions import DirectoryError
 from permit_guard.model import DEFAULT_TENANT
 
@@ -28,28 +27,11 @@ __all__ = [
     "read_payload",
 ]
 
-#: How deeply attribute values may nest.
-_MAX_DEPTH = 32
-
 _Key = Field(min_length=1, max_length=1024)
 
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-def _json(value: Any, depth: int = 0) -> bool:
-    if depth > _MAX_DEPTH:
-        return False
-    if value is None or isinstance(value, bool | int | str):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_json(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _json(v, depth + 1) for k, v in value.items())
-    return False
 
 
 class _WithAttributes(_Payload):
@@ -58,12 +40,8 @@ class _WithAttributes(_Payload):
     @field_validator("attributes")
     @classmethod
     def _json_values(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and not _json(value):
-            raise ValueError(
-                "attributes must be JSON values (strings, numbers, booleans, null, lists, "
-                f"mappings with string keys; finite numbers; at most {_MAX_DEPTH} levels)"
-            )
-        return value
+        plain: dict[str, Any] | None = None if value is None else plain_json(value)
+        return plain
 
 
 class RoleAssignment(_Payload):

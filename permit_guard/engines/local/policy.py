@@ -36,6 +36,7 @@ by :func:`~permit_guard.engines.local.loading.load_policy`. See
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -199,6 +200,12 @@ class PolicyUser(_Model):
     attributes: dict[str, Any] = Field(default_factory=dict)
     resource_roles: dict[str, list[str]] = Field(default_factory=dict)
 
+    @field_validator("attributes")
+    @classmethod
+    def _plain(cls, value: dict[str, Any]) -> dict[str, Any]:
+        plain: dict[str, Any] = plain_json(value)
+        return plain
+
     @field_validator("roles", mode="before")
     @classmethod
     def _list_or_tenant_mapping(cls, value: Any) -> Any:
@@ -237,8 +244,55 @@ class PolicyResourceInstance(_Model):
 
     @field_validator("attributes")
     @classmethod
-    def _not_built_in(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return reserved_names_free(value)
+    def _plain_and_not_built_in(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return reserved_names_free(plain_json(value))
+
+
+#: How deeply attribute values may nest.
+MAX_VALUE_DEPTH: Final = 32
+
+#: Integers beyond 64 bits are no JSON value a PDP or a data file can carry.
+_INT_RANGE: Final = range(-(2**63), 2**64)
+
+
+def plain_json(value: Any, depth: int = 0) -> Any:
+    """``value`` as plain JSON: ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool``, ``None``.
+
+    Subclasses become their plain base (a ``str`` enum its text), so what is
+    decided, saved and audited is what was checked.
+
+    Raises:
+        ValueError: For anything else: a date, bytes, a set, an object, a
+            number that is not finite or beyond 64 bits, a key that is not a
+            string, or nesting deeper than :data:`MAX_VALUE_DEPTH`.
+    """
+    if depth > MAX_VALUE_DEPTH:
+        raise ValueError(f"attribute values nest at most {MAX_VALUE_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if value not in _INT_RANGE:
+            raise ValueError("attribute numbers must fit in 64 bits")
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("attribute numbers must be finite")
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, list | tuple):
+        return [plain_json(item, depth + 1) for item in value]
+    if isinstance(value, Mapping):
+        plain: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"attribute keys must be strings, not {type(key).__name__}")
+            plain[str.__str__(key)] = plain_json(item, depth + 1)
+        return plain
+    raise ValueError(
+        f"attributes must be JSON values (strings, numbers, booleans, null, lists, "
+        f"mappings), not {type(value).__name__}"
+    )
 
 
 def reserved_names_free(attributes: dict[str, Any]) -> dict[str, Any]:
