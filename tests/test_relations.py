@@ -911,7 +911,8 @@ async def test_the_directory_takes_the_permit_sdk_models() -> None:
         )
     )
     assert not ask(engine, "erin", "edit", "folder:sub").allowed
-    await api.users.unassign_role(RoleAssignmentRemove(role="writer", tenant="default", user="dave"))
+    removed = RoleAssignmentRemove(role="writer", tenant="default", user="dave")
+    await api.users.unassign_role(removed)
     synced = await api.users.sync(
         UserCreate(key="erin", email="erin@example.com", attributes={"team": "docs"})
     )
