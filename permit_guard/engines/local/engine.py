@@ -42,6 +42,9 @@ from permit_guard.model import AuthzRequest, Decision
 
 __all__ = ["LISTING_METHODS", "LocalPolicyEngine", "is_listing"]
 
+#: Listing searches remembered per snapshot of the facts, at most.
+_MAX_REACHED: Final = 4096
+
 #: The MCP methods whose per-item checks are answered by the listing rule.
 LISTING_METHODS: Final = frozenset(LIST_METHODS)
 
@@ -319,8 +322,15 @@ class LocalPolicyEngine:
             )
             listed = ""
         elif is_listing(request):
-            held = facts.holdings.get(user_key)
-            path = reach(self._rules, held, facts.children, type_name, wanted) if held else None
+            question = (user_key, type_name, wanted)
+            if question in facts.reached:
+                path = facts.reached[question]
+            else:
+                held = facts.holdings.get(user_key)
+                path = reach(self._rules, held, facts.children, type_name, wanted) if held else None
+                if len(facts.reached) >= _MAX_REACHED:
+                    facts.reached.clear()
+                facts.reached[question] = path
             listed = "listing: held on some instance; "
         else:
             return None

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from permit_guard.engines.local.conditions import Subject
 from permit_guard.engines.local.policy import Policy
-from permit_guard.engines.local.relations import Instance, Link
+from permit_guard.engines.local.relations import Instance, Link, Step
 from permit_guard.model import AuthzRequest, Resource
 
 __all__ = ["FactStore", "Facts"]
@@ -57,6 +57,11 @@ class Facts:
     instances: Mapping[Instance, tuple[str, Mapping[str, Any]]]
     parents: Mapping[Instance, tuple[Link, ...]]
     children: Mapping[Instance, tuple[Link, ...]]
+    #: The listing rule's derivation searches, per (user, type, roles), for
+    #: this snapshot only: a list asks the same question of every item.
+    reached: dict[tuple[str, str, frozenset[str]], tuple[Step, ...] | None] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, policy: Policy) -> Facts:
@@ -231,16 +236,45 @@ class Facts:
         return replace(self, instances=_set(self.instances, instance, (tenant, dict(attributes))))
 
     def without_instance(self, instance: Instance) -> Facts:
-        """``instance`` forgotten, with its tuples and the roles assigned on it."""
-        new = replace(self, instances=_drop(self.instances, instance))
-        for relation, *subject in self.parents.get(instance, ()):
-            new = new.without_link((subject[0], subject[1]), relation, instance)
-        for relation, *obj in self.children.get(instance, ()):
-            new = new.without_link(instance, relation, (obj[0], obj[1]))
-        for user_key, type_name, key in list(self.instance_roles):
-            if (type_name, key) == instance:
-                new = new.with_instance_roles(user_key, instance, ())
-        return new
+        """``instance`` forgotten, with its tuples and the roles assigned on it.
+
+        One pass over each index it touches, however many tuples and
+        assignments go with it.
+        """
+        parents = dict(self.parents)
+        children = dict(self.children)
+        for table, other_side in ((parents, children), (children, parents)):
+            for _, type_name, key in table.pop(instance, ()):
+                other = (type_name, key)
+                kept = tuple(e for e in other_side.get(other, ()) if (e[1], e[2]) != instance)
+                if kept:
+                    other_side[other] = kept
+                else:
+                    other_side.pop(other, None)
+        instance_roles = {k: v for k, v in self.instance_roles.items() if k[1:] != instance}
+        holders = {k[0] for k in self.instance_roles if k[1:] == instance}
+        holdings = dict(self.holdings)
+        roles_on_type = dict(self.roles_on_type)
+        for user_key in holders:
+            held = tuple(h for h in holdings.get(user_key, ()) if h[:2] != instance)
+            if held:
+                holdings[user_key] = held
+            else:
+                del holdings[user_key]
+            on_type = _roles_on_type([(user_key, held)]).get((user_key, instance[0]))
+            if on_type:
+                roles_on_type[user_key, instance[0]] = on_type
+            else:
+                roles_on_type.pop((user_key, instance[0]), None)
+        return replace(
+            self,
+            instances=_drop(self.instances, instance),
+            parents=parents,
+            children=children,
+            instance_roles=instance_roles,
+            holdings=holdings,
+            roles_on_type=roles_on_type,
+        )
 
     def has_link(self, subject: Instance, relation: str, obj: Instance) -> bool:
         """Whether the tuple ``subject relation obj`` is known."""
