@@ -106,7 +106,11 @@ class Facts:
     def read_only(self) -> Facts:
         """The same snapshot behind read-only views, for code outside the engine."""
         return Facts(
-            **{name: MappingProxyType(getattr(self, name)) for name in self.__dataclass_fields__}
+            **{
+                name: MappingProxyType(getattr(self, name))
+                for name, spec in self.__dataclass_fields__.items()
+                if spec.init
+            }
         )
 
     def in_instance(self, request: AuthzRequest) -> AuthzRequest:
