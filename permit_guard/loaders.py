@@ -26,6 +26,7 @@ but a mapping of JSON values denies the request: fail closed, logged.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -88,7 +89,15 @@ async def load(
     try:
         with anyio.move_on_after(limit) as scope:
             result = await _call(loader, values)
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the request itself is cancelled, not the loader failing
+        return _failed(request, loader, target, "raised CancelledError", exc)
+    except BaseException as exc:
+        # Anything a loader raises is its failure, never the server's: deny.
         return _failed(request, loader, target, f"raised {type(exc).__name__}: {exc}", exc)
     if scope.cancelled_caught:
         return _failed(request, loader, target, f"did not answer within {limit:g}s")
@@ -96,6 +105,8 @@ async def load(
         loaded = _attributes(result)
     except ValueError as exc:
         return _failed(request, loader, target, f"returned {exc}")
+    except Exception as exc:  # a mapping whose own methods raise
+        return _failed(request, loader, target, f"returned a mapping that raised {exc!r}", exc)
     attributes = {**request.resource.attributes, **loaded}
     return replace(request, resource=replace(request.resource, attributes=attributes)), None
 
@@ -147,9 +158,11 @@ def _attributes(result: object) -> dict[str, Any]:
     for name, value in result.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"the attribute name {name!r}, not a non-empty string")
-        if name in BUILT_IN_ATTRIBUTES:
-            raise ValueError(f"the built-in attribute {name!r}, which the guard sets")
-        attributes[str.__str__(name)] = _plain(value, repr(name), 1)
+        # The plain text, before any check: a str subclass may hash and compare as it likes.
+        plain_name = str.__str__(name)
+        if plain_name in BUILT_IN_ATTRIBUTES:
+            raise ValueError(f"the built-in attribute {plain_name!r}, which the guard sets")
+        attributes[plain_name] = _plain(value, repr(plain_name), 1)
     size = len(json.dumps(attributes).encode())
     if size > MAX_ATTRIBUTE_BYTES:
         raise ValueError(f"{size} bytes of attributes, over {MAX_ATTRIBUTE_BYTES}")

@@ -7,10 +7,11 @@ priority <= 2 only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -527,3 +528,85 @@ def test_the_timeout_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         monkeypatch.setenv("PERMIT_MCP_ATTRIBUTE_LOADER_TIMEOUT", bad)
         with pytest.raises(ConfigurationError, match="PERMIT_MCP_ATTRIBUTE_LOADER_TIMEOUT"):
             load_settings()
+
+
+class _Unforeseen(BaseException):
+    """Not an Exception: what a careless loader or a library might still raise."""
+
+
+class _LiesAboutItself(str):
+    """A name that hashes and compares as something else than its text."""
+
+    def __hash__(self) -> int:
+        return hash("something-else")
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+
+class _BrokenMapping(Mapping[str, Any]):
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("cannot iterate")
+
+    def __len__(self) -> int:
+        return 1
+
+
+@pytest.mark.parametrize(
+    ("raised", "problem"),
+    [
+        (asyncio.CancelledError(), "raised CancelledError"),
+        (GeneratorExit(), "raised GeneratorExit"),
+        (_Unforeseen("odd"), "raised _Unforeseen"),
+    ],
+)
+async def test_a_loader_raising_a_base_exception_denies_and_the_session_lives(
+    raised: BaseException, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CancelledError of the loader's own, GeneratorExit or any BaseException is its failure."""
+
+    async def loader(issue_id: int) -> dict[str, Any]:
+        if issue_id == 13:
+            raise raised
+        return {"priority": STORED[issue_id]}
+
+    mcp = issue_server(loader)
+    guarded(mcp)
+    with caplog.at_level(logging.ERROR, logger="permit_guard"):
+        async with Client(mcp) as client:
+            failed = await client.call_tool("close_issue", {"issue_id": 13}, raise_on_error=False)
+            served = await closes(client, "close_issue", issue_id=1)
+    assert failed.is_error
+    assert DENIED in str(failed.content)
+    assert served
+    assert problem in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("returned", "problem"),
+    [
+        ({_LiesAboutItself("mcp_method"): "tools/list"}, "the built-in attribute 'mcp_method'"),
+        (_BrokenMapping(), "returned a mapping that raised"),
+    ],
+)
+async def test_a_loader_cannot_smuggle_a_built_in_name_or_break_the_check(
+    returned: Any, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A str subclass named like mcp_method would judge the call as a list entry."""
+
+    def loader(issue_id: int) -> Any:
+        return returned
+
+    mcp = issue_server(loader)
+    guarded(mcp)
+    with caplog.at_level(logging.ERROR, logger="permit_guard"):
+        async with Client(mcp) as client:
+            result = await client.call_tool("close_issue", {"issue_id": 2}, raise_on_error=False)
+            served = await closes(client, "close_unchecked", issue_id=1, priority=1)
+    assert result.is_error
+    assert DENIED in str(result.content)
+    assert served
+    assert problem in caplog.text
