@@ -18,6 +18,7 @@ from fastmcp import Client, FastMCP
 from permit_guard import (
     AuthzRequest,
     ConfigurationError,
+    DirectoryError,
     LocalPolicyEngine,
     PermitMcpMiddleware,
     PolicyFileError,
@@ -191,3 +192,57 @@ def test_saving_to_an_unknown_extension_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PolicyFileError, match=r"unsupported file extension '\.txt'"):
         LocalPolicyEngine.from_dict(POLICY).save(tmp_path / "facts.txt")
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_odd_unicode_in_names_survives_a_yaml_round_trip(tmp_path: Path) -> None:
+    """U+0085 in a user or tenant name is folded by YAML readers unless written escaped."""
+    engine = LocalPolicyEngine.from_dict(POLICY)
+    await engine.api.role_assignments.assign(
+        {"user": "carol\x85", "role": "member", "tenant": "acme\x85eu"}
+    )
+    data = tmp_path / "facts.yaml"
+    engine.save(data)
+    reloaded = LocalPolicyEngine.from_file(write_policy(tmp_path), data=data)
+    assert reloaded.decide(ask("carol\x85", "read", "p9", tenant="acme\x85eu")).allowed
+    assert not reloaded.decide(ask("carol ", "read", "p9", tenant="acme eu")).allowed
+    assert reloaded.facts == engine.facts
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_a_number_of_thousands_of_digits_is_a_policy_error(tmp_path: Path, suffix: str) -> None:
+    """Python refuses to read such an integer; the loader says so instead of crashing."""
+    path = tmp_path / f"policy{suffix}"
+    path.write_text('{"users": {"bob": {"attributes": {"n": ' + "9" * 5000 + "}}}}")
+    with pytest.raises(PolicyFileError, match="value cannot be read"):
+        LocalPolicyEngine.from_file(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("2026-12-02", "not date"), ("!!binary aGk=", "not bytes"), ("!!set {a: null}", "not set")],
+)
+def test_attribute_values_in_the_file_are_json_values(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    """A YAML date, bytes or set is no value a PDP, a condition or a data file can carry."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(f"users:\n  bob:\n    attributes:\n      since: {value}\n")
+    with pytest.raises(PolicyFileError) as error:
+        LocalPolicyEngine.from_file(path)
+    assert any(problem in p for p in error.value.problems), error.value.problems
+
+
+async def test_a_number_beyond_64_bits_is_refused_whole_and_audited(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Nothing lands that could not be audited or saved; the refusal is one WARNING line."""
+    engine = LocalPolicyEngine.from_dict(POLICY)
+    huge = {"key": "p1", "resource": "project", "tenant": "acme", "attributes": {"n": 10**5000}}
+    with (
+        caplog.at_level("INFO", logger="permit_guard.audit"),
+        pytest.raises(DirectoryError, match="64 bits"),
+    ):
+        await engine.api.resource_instances.create(huge)
+    assert ("project", "p1") not in engine.facts.instances
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    engine.save(tmp_path / "facts.json")  # still saves

@@ -42,6 +42,7 @@ from permit_guard.exceptions import PolicyFileError
 
 __all__ = [
     "MAX_ALIASES",
+    "MAX_DATA_FILE_BYTES",
     "MAX_DEPTH",
     "MAX_FILE_BYTES",
     "MAX_NODES",
@@ -54,6 +55,9 @@ __all__ = [
 #: The largest policy file read, in bytes (2 MiB): room for tens of thousands of
 #: users, and a bound on the time the pure-Python YAML parser spends on a file.
 MAX_FILE_BYTES: Final = 2 * 1024 * 1024
+
+#: The most bytes a data file (facts only, see ``reading``) may have.
+MAX_DATA_FILE_BYTES: Final = 32 * 1024 * 1024
 
 #: The most YAML alias uses (``*name``) in one file. Hand-written policies use
 #: a few, to share a list of actions or an operand; a bomb needs many.
@@ -92,11 +96,19 @@ def _too_many(where: str, *, counting: str) -> str:
     )
 
 
-def read_capped(path: str) -> bytes:
-    """Read a policy file, refusing one larger than :data:`MAX_FILE_BYTES`.
+def too_large(limit: int, what: str) -> str:
+    """The problem of a file over ``limit`` bytes."""
+    mib = limit // (1024 * 1024)
+    return f"the file is larger than {mib} MiB ({limit:,} bytes), the most {what} may be"
+
+
+def read_capped(path: str, limit: int = MAX_FILE_BYTES, *, what: str = "a policy file") -> bytes:
+    """Read a policy file, refusing one larger than ``limit`` (:data:`MAX_FILE_BYTES`).
 
     Args:
         path: The file.
+        limit: The most bytes it may have.
+        what: What the file is, for the error.
 
     Returns:
         Its bytes.
@@ -107,15 +119,9 @@ def read_capped(path: str) -> bytes:
     """
     with open(path, "rb") as file:
         # One byte past the bound tells enough: a huge file (or /dev/zero) is never read whole.
-        raw = file.read(MAX_FILE_BYTES + 1)
-    if len(raw) > MAX_FILE_BYTES:
-        raise PolicyFileError(
-            path,
-            [
-                f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB "
-                f"({MAX_FILE_BYTES:,} bytes), the most a policy file may be"
-            ],
-        )
+        raw = file.read(limit + 1)
+    if len(raw) > limit:
+        raise PolicyFileError(path, [too_large(limit, what)])
     return raw
 
 

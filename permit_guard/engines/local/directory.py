@@ -70,12 +70,20 @@ def _audited(
             except DirectoryError as exc:
                 given: object = [_plain(a) for a in args]
                 event = {"event": "directory", "operation": operation, "refused": exc.problem}
-                audit.warning(json.dumps(event | {"change": given}, default=str))
+                audit.warning(_line(event, given))
                 raise
 
         return audited
 
     return decorate
+
+
+def _line(event: dict[str, Any], given: object) -> str:
+    """The audit line of a refusal; a payload that cannot be written is named, not written."""
+    try:
+        return json.dumps(event | {"change": given}, default=str)
+    except ValueError:  # an integer of thousands of digits, say
+        return json.dumps(event | {"change": "(a payload that cannot be written as JSON)"})
 
 
 def _plain(payload: object) -> object:

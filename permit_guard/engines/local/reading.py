@@ -21,7 +21,15 @@ from typing import Any, Final
 
 import yaml
 
-from permit_guard.engines.local.bounds import BoundedLoader, read_capped, too_deep
+from permit_guard.engines.local.bounds import (
+    MAX_DATA_FILE_BYTES,
+    MAX_FILE_BYTES,
+    BoundedLoader,
+    check_data,
+    read_capped,
+    too_deep,
+    too_large,
+)
 from permit_guard.engines.local.facts import Facts
 from permit_guard.engines.local.loading import LoadedPolicy, load_policy
 from permit_guard.engines.local.policy import Policy
@@ -61,7 +69,7 @@ def read_policy_file(
     if data is None:
         return load_policy(document, source=source)
     data_source = os.fspath(data)
-    facts = read_document(data_source)
+    facts = read_document(data_source, limit=MAX_DATA_FILE_BYTES, what="a data file")
     if not isinstance(facts, Mapping):
         raise PolicyFileError(data_source, ["top level: expected a mapping of " + _sections()])
     extra = [name for name in facts if name not in DATA_SECTIONS]
@@ -80,8 +88,13 @@ def read_policy_file(
     return load_policy(merged, source=f"{source} + {data_source}")
 
 
-def read_document(path: str | os.PathLike[str]) -> object:
+def read_document(
+    path: str | os.PathLike[str], *, limit: int = MAX_FILE_BYTES, what: str = "a policy file"
+) -> object:
     """Parse a policy or data file, strictly and within bounds, without checking its contents.
+
+    ``limit`` is the most bytes it may have (:data:`~.bounds.MAX_FILE_BYTES`
+    for a policy, :data:`~.bounds.MAX_DATA_FILE_BYTES` for a data file).
 
     Raises:
         PolicyFileError: For an unsupported extension, an unreadable or empty
@@ -95,7 +108,7 @@ def read_document(path: str | os.PathLike[str]) -> object:
             [f"unsupported file extension {suffix or '(none)'!r}: use {', '.join(SUFFIXES)}"],
         )
     try:
-        raw = read_capped(source)
+        raw = read_capped(source, limit, what=what)
     except OSError as exc:
         raise PolicyFileError(source, [f"cannot read the file: {exc.strerror or exc}"]) from exc
     try:
@@ -129,10 +142,19 @@ def write_data_file(path: str | os.PathLike[str], facts: Facts) -> None:
             [f"unsupported file extension {suffix or '(none)'!r}: use {', '.join(SUFFIXES)}"],
         )
     document = data_document(facts)
-    if suffix == ".json":
-        text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    else:
-        text = yaml.safe_dump(document, sort_keys=True, allow_unicode=True)
+    try:
+        if suffix == ".json":
+            text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        else:
+            # ASCII only: a YAML reader folds some Unicode line breaks (U+0085)
+            # in plain scalars, which would move roles to another user's name.
+            text = yaml.safe_dump(document, sort_keys=True, allow_unicode=False)
+    except (TypeError, ValueError, yaml.YAMLError) as exc:
+        raise PolicyFileError(target, [f"cannot write the facts: {exc}"]) from exc
+    # Never write what could not be read back: a server saving its facts must restart.
+    if len(text.encode()) > MAX_DATA_FILE_BYTES:
+        raise PolicyFileError(target, [too_large(MAX_DATA_FILE_BYTES, "a data file")])
+    check_data(document, source=target)
     folder = os.path.dirname(os.path.abspath(target))
     try:
         with tempfile.NamedTemporaryFile(
@@ -210,6 +232,10 @@ def _parse_yaml(text: str, source: str) -> object:
         raise PolicyFileError(source, [f"YAML syntax error: {exc}"]) from exc
     except RecursionError as exc:
         raise PolicyFileError(source, [too_deep("YAML")]) from exc
+    except PolicyFileError:
+        raise  # a bound the loader found, already said
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise PolicyFileError(source, [f"YAML value cannot be read: {exc}"]) from exc
     finally:
         loader.dispose()
     if loader.duplicates:
@@ -237,6 +263,10 @@ def _parse_json(text: str, source: str) -> object:
         ) from exc
     except RecursionError as exc:
         raise PolicyFileError(source, [too_deep("JSON")]) from exc
+    except PolicyFileError:
+        raise  # a bound the loader found, already said
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise PolicyFileError(source, [f"JSON value cannot be read: {exc}"]) from exc
     if duplicates:
         raise PolicyFileError(source, duplicates)
     return data
