@@ -47,7 +47,15 @@ TENANTS = ("default", "acme")
 #: A key no drawn instance has: nothing is ever held on it.
 ELSEWHERE = "elsewhere"
 
-PROPERTIES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: Derandomized: the same 200 examples on every run, so a run fails only for a change
+#: of the code; raise max_examples locally to explore further.
+PROPERTIES = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 Instance = tuple[str, str]
 #: ``(user, type, key, role)``.
@@ -759,6 +767,11 @@ def test_the_directory_refuses_exactly_the_tuples_that_close_a_cycle(
         assert (keyed_table(engine, model, "default"), listing_table(engine, model, "default")) == (
             before
         )
+        return
+    if crosses_tenants([], world.known, link):
+        with pytest.raises(DirectoryError, match="a tuple lives in one tenant"):
+            asyncio.run(engine.api.relationship_tuples.create(payload))
+        assert engine.facts == before_facts
         return
     asyncio.run(engine.api.relationship_tuples.create(payload))
     after = World(world.assigned, world.links | {link})
