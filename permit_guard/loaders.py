@@ -31,7 +31,8 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from permit_guard.spec import Loader
     from permit_guard.verdict import Plan
 
-__all__ = ["MAX_LOADED_DEPTH", "load"]
+__all__ = ["MAX_LOADED_DEPTH", "MAX_LOADER_THREADS", "LoaderBusy", "load"]
 
 logger = logging.getLogger("permit_guard")
 
@@ -111,14 +112,53 @@ async def load(
     return replace(request, resource=replace(request.resource, attributes=attributes)), None
 
 
+class _Threads:
+    """How many sync loaders are running in worker threads, timed-out ones included.
+
+    A thread left behind by a timeout runs until its loader returns; without
+    a bound, a loader that hangs would cost one more thread per call. Counted
+    inside the thread itself, so a call abandoned before its thread started
+    counts nothing.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable[..., object], values: dict[str, Any]) -> object:
+        with self._lock:
+            self.running += 1
+        try:
+            return fn(**values)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+#: The sync loaders that may run at once; beyond it, calls are denied at once.
+MAX_LOADER_THREADS: Final = 32
+
+_threads = _Threads(MAX_LOADER_THREADS)
+
+
+class LoaderBusy(Exception):
+    """Too many sync loaders still running: the call is denied without starting another."""
+
+
 async def _call(loader: Loader, values: dict[str, Any]) -> object:
+    result: object
     if loader.is_async:
         result = loader.fn(**values)
     else:
+        if _threads.running >= _threads.limit:
+            raise LoaderBusy(
+                f"{_threads.running} sync loaders are still running (at most {_threads.limit})"
+            )
         # A sync loader may block (a database call): a worker thread keeps the
         # event loop serving, and is left to finish alone once the timeout passes.
         result = await anyio.to_thread.run_sync(
-            partial(loader.fn, **values), abandon_on_cancel=True
+            partial(_threads.run, loader.fn, values), abandon_on_cancel=True
         )
     if inspect.isawaitable(result):  # a sync callable handing back a coroutine
         result = await result

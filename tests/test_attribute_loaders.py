@@ -610,3 +610,39 @@ async def test_a_loader_cannot_smuggle_a_built_in_name_or_break_the_check(
     assert DENIED in str(result.content)
     assert served
     assert problem in caplog.text
+
+
+async def test_hung_sync_loaders_hold_a_bounded_number_of_threads(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the bound, a call is denied at once instead of leaving one more thread behind."""
+    from permit_guard import loaders
+
+    monkeypatch.setattr(loaders, "_threads", loaders._Threads(3))
+    release = threading.Event()
+
+    def hung(issue_id: int) -> dict[str, Any]:
+        release.wait(10)  # bounded: the test releases it
+        return {"priority": 1}
+
+    mcp = issue_server(hung)
+    guarded(mcp, attribute_loader_timeout=0.2)
+    try:
+        with caplog.at_level(logging.ERROR, logger="permit_guard"):
+            async with Client(mcp) as client:
+                timed_out = [await closes(client, "close_issue", issue_id=1) for _ in range(3)]
+                busy = await closes(client, "close_issue", issue_id=1)
+                threads_when_busy = loaders._threads.running
+                release.set()
+                for _ in range(100):  # the hung threads finish and leave
+                    if loaders._threads.running == 0:
+                        break
+                    await asyncio.sleep(0.02)
+                served = await closes(client, "close_issue", issue_id=1)
+    finally:
+        release.set()
+    assert timed_out == [False, False, False]
+    assert busy is False
+    assert threads_when_busy == 3  # denied before starting one more thread
+    assert served is True
+    assert "sync loaders are still running (at most 3)" in caplog.text
