@@ -199,7 +199,7 @@ class PermitMcpMiddleware(Middleware):
 
         @lifespan
         async def close_guard(server: Any) -> AsyncIterator[dict[str, Any]]:
-            await take_over(server, middleware)
+            await take_over(server, middleware, middleware.guard.planner)
             try:
                 yield {}
             finally:
@@ -228,7 +228,7 @@ class PermitMcpMiddleware(Middleware):
         """Every message: the guard sits where nothing answers for it, and owns every door."""
         server = server_of(context)
         if server is not None:  # without attach() or the lifespan, the guard learns it only now
-            await take_over_or_refuse(server, self)
+            await take_over_or_refuse(server, self, self.guard.planner)
         return await call_next(context)
 
     async def on_request(

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from fastmcp.server.middleware import Middleware, MiddlewareContext
 
     from permit_guard.components.lookup import Target
-    from permit_guard.middleware import PermitMcpMiddleware
+    from permit_guard.planner import Planner
 
 __all__ = [
     "ANSWERING_MIDDLEWARE",
@@ -84,7 +84,7 @@ def claim(server: FastMCP[Any], guard: Middleware) -> None:
     count_changes(getattr(server, "local_provider", None))
 
 
-async def take_over(server: FastMCP[Any], guard: PermitMcpMiddleware) -> None:
+async def take_over(server: FastMCP[Any], guard: Middleware, planner: Planner) -> None:
     """Everything the guard must own on ``server`` before it serves a request.
 
     :func:`claim`, and a survey of the server's tools for ambiguous actions
@@ -94,17 +94,17 @@ async def take_over(server: FastMCP[Any], guard: PermitMcpMiddleware) -> None:
         ConfigurationError: When a middleware before the guard could answer for it.
     """
     claim(server, guard)
-    await guard.guard.planner.survey(server)
+    await planner.survey(server)
 
 
-async def take_over_or_refuse(server: FastMCP[Any], guard: PermitMcpMiddleware) -> None:
+async def take_over_or_refuse(server: FastMCP[Any], guard: Middleware, planner: Planner) -> None:
     """:func:`take_over` for a request in flight: a server that cannot be guarded serves nothing.
 
     Raises:
         MCPError: "Internal server error"; the reason goes to the log, never to the client.
     """
     try:
-        await take_over(server, guard)
+        await take_over(server, guard, planner)
     except ConfigurationError as exc:
         # Fail closed: refuse every request until the server is set up right.
         logger.error("refusing to serve: %s", exc)
