@@ -13,6 +13,7 @@ import typer
 from fastmcp import FastMCP
 
 from permit_guard.cli.check import check, guard_spec
+from permit_guard.cli.credentials import principal_from_claims, principal_from_token
 from permit_guard.cli.load import chosen_engine
 from permit_guard.cli.options import (
     DefaultDenyOption,
@@ -23,7 +24,7 @@ from permit_guard.cli.options import (
     load,
     run,
 )
-from permit_guard.cli.render import fail, print_check, print_json
+from permit_guard.cli.render import fail, print_check, print_json, print_rejected
 from permit_guard.engines.base import PolicyEngine, close_engine
 from permit_guard.exceptions import ConfigurationError, EngineError, PolicyFileError
 from permit_guard.model import Principal
@@ -35,7 +36,32 @@ __all__ = ["check_command"]
 
 def check_command(
     server: ServerArgument,
-    user: Annotated[str, typer.Option("--user", help="The caller's user key.", show_default=False)],
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="The caller's user key (or give --token or --claims).",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            metavar="JWT",
+            help="A JWT, verified and read as the server's jwt identity would.",
+            show_default=False,
+        ),
+    ] = None,
+    claims: Annotated[
+        str | None,
+        typer.Option(
+            "--claims",
+            metavar="JSON",
+            help="Verified token claims, read by the server's claim settings.",
+            show_default=False,
+        ),
+    ] = None,
     tenant: Annotated[
         str | None,
         typer.Option(
@@ -152,7 +178,27 @@ def check_command(
         )
     except (ConfigurationError, PolicyFileError) as exc:
         fail(str(exc))
-    principal = Principal(key=user, attributes=attributes, tenant=tenant)
+    given = [o for o, v in (("--user", user), ("--token", token), ("--claims", claims)) if v]
+    if len(given) != 1:
+        fail("name the caller with exactly one of --user USER, --token JWT, --claims JSON")
+    if user is None and (tenant is not None or user_attributes is not None):
+        fail("--tenant and --user-attributes go with --user; a token's claims name them")
+    if user is not None:
+        principal = Principal(key=user, attributes=attributes, tenant=tenant)
+    else:
+        try:
+            if token is not None:
+                found = run(principal_from_token(settings, token))
+            else:
+                found = principal_from_claims(settings, json_object(claims, "--claims"))
+        except ConfigurationError as exc:
+            fail(str(exc))
+        if isinstance(found, str):
+            # What the guard answers a request whose credentials name nobody.
+            print_rejected(found, json_output)
+            raise typer.Exit(1)
+        principal = found
+        user, tenant = principal.key, principal.tenant
     checked_kind: Literal["tool", "resource", "prompt"] = (
         "tool" if kind == "tool" else "prompt" if kind == "prompt" else "resource"
     )

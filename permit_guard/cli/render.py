@@ -185,6 +185,17 @@ def print_check(
     sys.stdout.write(json.dumps(result.request.to_pdp_json(), indent=2) + "\n")
 
 
+def print_rejected(why: str, as_json: bool) -> None:
+    """A check whose credentials name nobody: denied before any component is looked at."""
+    reason = f"no valid credentials ({why})"
+    if as_json:
+        print_json({"allowed": False, "reason": reason, "decided_by": "guard", "user": None})
+        return
+    say("denied: the credentials name no caller")
+    say(f"reason: {reason}")
+    say("decided by: the guard, without asking the engine")
+
+
 def print_findings(
     found: Inventory, source: str | None, findings: list[Finding], errors: int, warnings: int
 ) -> None:

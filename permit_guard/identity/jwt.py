@@ -162,6 +162,19 @@ class JwtIdentity:
         token = self._token()
         if token is None:
             return None
+        principal = await self.verify(token)
+        if isinstance(principal, str):
+            logger.info("jwt identity: token rejected: %s", principal)
+            return None
+        return principal
+
+    async def verify(self, token: str) -> Principal | str:
+        """The principal a token names, verified as for a request; or why it is rejected.
+
+        Used by ``permit-guard check --token`` to decide as the server would.
+        """
+        if len(token) > MAX_TOKEN_LENGTH:
+            return f"the token is longer than {MAX_TOKEN_LENGTH} bytes"
         try:
             if self._jwks is not None:
                 # PyJWKClient fetches over blocking HTTP: keep it off the event loop.
@@ -171,13 +184,8 @@ class JwtIdentity:
                 key = self._key
             claims = self._decode(token, key)
         except (jwt.PyJWTError, ValueError) as exc:
-            logger.info("jwt identity: token rejected: %s: %s", type(exc).__name__, exc)
-            return None
-        principal = self.claims.principal(claims)
-        if isinstance(principal, str):
-            logger.info("jwt identity: token rejected: %s", principal)
-            return None
-        return principal
+            return f"{type(exc).__name__}: {exc}"
+        return self.claims.principal(claims)
 
     def _token(self) -> str | None:
         try:
