@@ -589,11 +589,13 @@ def test_check_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
     assert message in " ".join(result.output.split())
 
 
-def test_missing_required_option_exits_2() -> None:
-    """A missing --user is a usage error, exit 2 (typer's own message)."""
+def test_missing_caller_exits_2() -> None:
+    """No --user, --token or --claims is a usage error, exit 2, naming the three."""
     result = CliRunner().invoke(app, ["check", QUICKSTART, "--tool", "greet"])
     assert result.exit_code == 2
-    assert "Missing option '--user'" in " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
+    assert "exactly one of --user USER, --token JWT, --claims JSON" in " ".join(
+        re.sub(r"[│╭╮╰╯─]", " ", result.output).split()
+    )
 
 
 LOADING_ERRORS = [
