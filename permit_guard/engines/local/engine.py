@@ -90,7 +90,7 @@ class LocalPolicyEngine:
         self._resource_actions: Mapping[str, frozenset[str]] = index.resource_actions
         self._grants: Mapping[tuple[str, str], Grants] = index.grants
         self._rules = index.rules
-        self._store = FactStore(Facts.build(loaded.policy))
+        self._store = FactStore(loaded.facts)
         self._directory: Directory | None = None
 
     @classmethod

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from permit_guard.engines.local.conditions import Subject
 from permit_guard.engines.local.policy import Policy
-from permit_guard.engines.local.relations import Instance, Link, Step
+from permit_guard.engines.local.relations import Instance, Link, Step, instance_of
 from permit_guard.model import AuthzRequest, Resource
 
 __all__ = ["FactStore", "Facts"]
@@ -75,16 +75,14 @@ class Facts:
             for instance, held_roles in user.resource_roles.items():
                 if not held_roles:
                     continue
-                type_name, _, key = instance.partition(":")
-                instance_roles[user_key, type_name, key] = tuple(dict.fromkeys(held_roles))
+                instance_roles[user_key, *instance_of(instance)] = tuple(dict.fromkeys(held_roles))
         instances: dict[Instance, tuple[str, Mapping[str, Any]]] = {}
         for name, facts in policy.resource_instances.items():
-            type_name, _, key = name.partition(":")
-            instances[type_name, key] = (facts.tenant, dict(facts.attributes))
+            instances[instance_of(name)] = (facts.tenant, dict(facts.attributes))
         parents: dict[Instance, list[Link]] = {}
         children: dict[Instance, list[Link]] = {}
         for link in dict.fromkeys((t.subject, t.relation, t.object) for t in policy.relationships):
-            subject, relation, obj = _split(link[0]), link[1], _split(link[2])
+            subject, relation, obj = instance_of(link[0]), link[1], instance_of(link[2])
             parents.setdefault(obj, []).append((relation, *subject))
             children.setdefault(subject, []).append((relation, *obj))
         holdings: dict[str, list[Holding]] = {}
@@ -307,11 +305,6 @@ class Facts:
         for obj, edges in self.parents.items():
             for relation, type_name, key in edges:
                 yield (type_name, key), relation, obj
-
-
-def _split(name: str) -> Instance:
-    type_name, _, key = name.partition(":")
-    return type_name, key
 
 
 def _set(table: Mapping[K, V], key: K, value: V) -> dict[K, V]:

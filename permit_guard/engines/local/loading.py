@@ -49,7 +49,7 @@ from permit_guard.engines.local.references import (
     tuple_problem,
     unknown,
 )
-from permit_guard.engines.local.relations import graph_problem
+from permit_guard.engines.local.relations import graph_problem, instance_of
 from permit_guard.exceptions import PolicyFileError
 
 __all__ = ["LoadedPolicy", "load_policy"]
@@ -64,12 +64,14 @@ class LoadedPolicy:
         policy: The validated policy.
         resource_set_conditions: Resource set name -> compiled condition.
         user_set_conditions: User set name -> compiled condition.
+        facts: The facts the policy states (a snapshot; never changed).
     """
 
     source: str
     policy: Policy
     resource_set_conditions: Mapping[str, Condition]
     user_set_conditions: Mapping[str, Condition]
+    facts: Facts
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -115,6 +117,8 @@ def load_policy(data: object, *, source: str = "<dict>") -> LoadedPolicy:
         policy=policy,
         resource_set_conditions=checker.resource_set_conditions,
         user_set_conditions=checker.user_set_conditions,
+        # Built once, by the check of the tuples; the engine starts from it.
+        facts=checker.facts if checker.facts is not None else Facts.build(policy),
     )
 
 
@@ -160,11 +164,6 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _split(name: str) -> tuple[str, str]:
-    type_name, _, key = name.partition(":")
-    return type_name, key
-
-
 class _Checker:
     """Cross-references and conditions of a policy whose shape is valid."""
 
@@ -173,6 +172,7 @@ class _Checker:
         self.problems: list[str] = []
         self.resource_set_conditions: dict[str, Condition] = {}
         self.user_set_conditions: dict[str, Condition] = {}
+        self.facts: Facts | None = None
 
     def check(self) -> list[str]:
         p = self.policy
@@ -260,12 +260,12 @@ class _Checker:
             if problem:
                 self.problems.append(f"{child_location(here, 'relation')}: {problem}")
         if not self.problems:
-            facts = Facts.build(p)
+            self.facts = facts = Facts.build(p)
             problem = graph_problem(facts)
             if problem:
                 self.problems.append(f"relationships: {problem}")
             for i, link in enumerate(p.relationships):
-                subject, obj = (_split(link.subject), _split(link.object))
+                subject, obj = instance_of(link.subject), instance_of(link.object)
                 problem = facts.tenant_problem(subject, obj)
                 if problem:
                     self.problems.append(f"{child_location('relationships', i)}: {problem}")

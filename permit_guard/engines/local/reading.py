@@ -101,12 +101,7 @@ def read_document(
             file, a syntax error, a repeated key or a file beyond the bounds.
     """
     source = os.fspath(path)
-    suffix = Path(source).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise PolicyFileError(
-            source,
-            [f"unsupported file extension {suffix or '(none)'!r}: use {', '.join(SUFFIXES)}"],
-        )
+    suffix = _suffix(source)
     try:
         raw = read_capped(source, limit, what=what)
     except OSError as exc:
@@ -135,12 +130,7 @@ def write_data_file(path: str | os.PathLike[str], facts: Facts) -> None:
         PolicyFileError: For an unsupported extension or a file that cannot be written.
     """
     target = os.fspath(path)
-    suffix = Path(target).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise PolicyFileError(
-            target,
-            [f"unsupported file extension {suffix or '(none)'!r}: use {', '.join(SUFFIXES)}"],
-        )
+    suffix = _suffix(target)
     document = data_document(facts)
     try:
         if suffix == ".json":
@@ -192,6 +182,17 @@ def data_document(facts: Facts) -> dict[str, Any]:
             for s, relation, o in facts.links()
         ],
     }
+
+
+def _suffix(source: str) -> str:
+    """The file's extension, one of :data:`SUFFIXES`: it chooses YAML or JSON."""
+    suffix = Path(source).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise PolicyFileError(
+            source,
+            [f"unsupported file extension {suffix or '(none)'!r}: use {', '.join(SUFFIXES)}"],
+        )
+    return suffix
 
 
 def _sections() -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "derive",
     "describe",
     "graph_problem",
+    "instance_of",
     "longest_chain",
     "reach",
 ]
@@ -47,6 +48,12 @@ Instance = tuple[str, str]
 
 #: ``(relation, resource type, instance key)``: the other end of a tuple, and its relation.
 Link = tuple[str, str, str]
+
+
+def instance_of(name: str) -> Instance:
+    """``("project", "acme-1")`` of a checked ``"project:acme-1"`` (split at the first colon)."""
+    type_name, _, key = name.partition(":")
+    return type_name, key
 
 
 class _HasLinks(Protocol):
