@@ -26,29 +26,10 @@ from permit_guard import (
     Resource,
     require_permission,
 )
+from tests.models import workspace_owned_projects
 
 POLICY: dict[str, Any] = {
-    "resources": {
-        "workspace": {"actions": ["read"], "roles": {"admin": ["read"]}},
-        "project": {
-            "actions": ["read", "delete"],
-            "relations": {"parent": "workspace"},
-            "roles": {
-                "owner": {
-                    "permissions": ["read", "delete"],
-                    "granted_to": {
-                        "users_with_role": [
-                            {
-                                "role": "admin",
-                                "on_resource": "workspace",
-                                "linked_by_relation": "parent",
-                            }
-                        ]
-                    },
-                }
-            },
-        },
-    },
+    "resources": workspace_owned_projects("read", "delete"),
     "roles": {"member": {"grants": {"project": ["read"]}}},
     "users": {"alice": {"roles": {"acme": ["member"]}, "attributes": {"level": 3}}},
 }

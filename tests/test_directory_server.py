@@ -13,28 +13,11 @@ from typing import Any
 from fastmcp import Client, FastMCP
 
 from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, Principal, require_permission
+from tests.models import workspace_owned_projects
 
 POLICY: dict[str, Any] = {
     "resources": {
-        "workspace": {"actions": ["read"], "roles": {"admin": ["read"]}},
-        "project": {
-            "actions": ["delete"],
-            "relations": {"parent": "workspace"},
-            "roles": {
-                "owner": {
-                    "permissions": ["delete"],
-                    "granted_to": {
-                        "users_with_role": [
-                            {
-                                "role": "admin",
-                                "on_resource": "workspace",
-                                "linked_by_relation": "parent",
-                            }
-                        ]
-                    },
-                }
-            },
-        },
+        **workspace_owned_projects("delete"),
         "mcp_server_tools": {"actions": ["list"]},
     },
     "roles": {"anyone": {"grants": {"mcp_server_tools": ["list"]}}},

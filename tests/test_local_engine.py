@@ -14,6 +14,7 @@ from permit_guard.engines.base import PolicyEngine
 from permit_guard.engines.local import LISTING_METHODS, LocalPolicyEngine, is_listing
 from permit_guard.exceptions import PermitGuardError, PolicyFileError
 from permit_guard.model import AuthzRequest, Decision, Principal, Resource
+from tests.models import workspace_owned_projects
 
 POLICIES = Path(__file__).parent / "policies"
 BILLING_YAML = POLICIES / "billing.yaml"
@@ -825,27 +826,7 @@ def test_documented_reasons_are_the_real_ones() -> None:
     engine = documented_engine()
     derived = LocalPolicyEngine.from_dict(
         {
-            "resources": {
-                "workspace": {"actions": ["read"], "roles": {"admin": ["read"]}},
-                "project": {
-                    "actions": ["delete"],
-                    "relations": {"parent": "workspace"},
-                    "roles": {
-                        "owner": {
-                            "permissions": ["delete"],
-                            "granted_to": {
-                                "users_with_role": [
-                                    {
-                                        "role": "admin",
-                                        "on_resource": "workspace",
-                                        "linked_by_relation": "parent",
-                                    }
-                                ]
-                            },
-                        }
-                    },
-                },
-            },
+            "resources": workspace_owned_projects("delete"),
             "users": {"alice": {"resource_roles": {"workspace:w1": ["admin"]}}},
             "relationships": [
                 {"subject": "workspace:w1", "relation": "parent", "object": "project:p1"}

@@ -26,6 +26,7 @@ from permit_guard import (
     require_permission,
 )
 from permit_guard.testing import LocalPDP
+from tests.models import workspace_owned_projects
 
 POLICY: dict[str, Any] = {
     "resources": {"project": {"actions": ["read", "close"]}},
@@ -148,27 +149,7 @@ async def test_an_instance_cannot_carry_an_attribute_the_guard_sets(name: str) -
 
 
 TENANTED: dict[str, Any] = {
-    "resources": {
-        "workspace": {"actions": ["read"], "roles": {"admin": ["read"]}},
-        "project": {
-            "actions": ["delete"],
-            "relations": {"parent": "workspace"},
-            "roles": {
-                "owner": {
-                    "permissions": ["delete"],
-                    "granted_to": {
-                        "users_with_role": [
-                            {
-                                "role": "admin",
-                                "on_resource": "workspace",
-                                "linked_by_relation": "parent",
-                            }
-                        ]
-                    },
-                }
-            },
-        },
-    },
+    "resources": workspace_owned_projects("delete"),
     "users": {"gina": {"resource_roles": {"workspace:globex-hq": ["admin"]}}},
     "resource_instances": {
         "workspace:globex-hq": {"tenant": "globex"},
