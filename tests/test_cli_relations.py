@@ -7,21 +7,16 @@ hold projects, and resource roles flow down those relations.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from permit_guard.cli import app
+from tests.test_cli import WORKERS, Run, cli
 
 with warnings.catch_warnings():
     # The SDK warns about its own deprecated imports when imported.
@@ -33,45 +28,12 @@ with warnings.catch_warnings():
         ResourceRoleUpdate,
     )
 
-ROOT = Path(__file__).resolve().parent.parent
 TRACKER = "tests/cli_servers/tracker.py"
 POLICY = "tests/cli_servers/tracker.yaml"
 BROKEN = "tests/policies/tracker-broken.yaml"
 CYCLE = "tests/policies/tracker-cycle.yaml"
 DATA = "tests/policies/tracker-data.yaml"
 BROKEN_DATA = "tests/policies/tracker-data-broken.yaml"
-WORKERS = (os.cpu_count() or 2) + 1
-
-
-@dataclass(frozen=True)
-class Run:
-    """What one command did: exit code, stdout, stderr."""
-
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def cli(*args: str) -> Run:
-    """Run ``python -m permit_guard`` in the repository, without PERMIT_MCP_* settings."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("PERMIT_MCP_") and k != "COLUMNS"
-    }
-    env["PYTHONIOENCODING"] = "utf-8"
-    done = subprocess.run(
-        [sys.executable, "-m", "permit_guard", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        check=False,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
 
 
 #: Every command line of the tests below, run side by side once by ``runs``.
