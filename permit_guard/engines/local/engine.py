@@ -232,19 +232,18 @@ class LocalPolicyEngine:
                     reason=f"role {role!r} grants {type_name}:{action} in tenant {tenant!r}",
                 )
 
+        listing = is_listing(request)
         if grants.resource_roles:
-            held = _assigned_role(facts, request, grants.resource_roles)
+            held = _assigned_role(facts, request, grants.resource_roles, listing)
             if held is not None:
                 return held
 
         subject: Subject | None = None
-        listing = False
         if roles and grants.roles_via_sets:
             for role in roles:
                 for resource_set in grants.roles_via_sets.get(role, ()):
                     if subject is None:
                         subject = facts.subject(request)
-                        listing = is_listing(request)
                     if self._set_admits(resource_set, subject, listing):
                         return Decision(
                             allowed=True,
@@ -258,7 +257,6 @@ class LocalPolicyEngine:
         if grants.user_sets:
             if subject is None:
                 subject = facts.subject(request)
-                listing = is_listing(request)
             for grant in grants.user_sets:
                 # User sets are about who the caller is: always two-valued, even for lists.
                 if not grant.condition.holds(subject):
@@ -279,7 +277,7 @@ class LocalPolicyEngine:
 
         if grants.resource_roles and self._rules:
             # Last: walking the tuples costs most, and whatever granted above is cheaper.
-            held = self._derived_role(facts, request, grants.resource_roles)
+            held = self._derived_role(facts, request, grants.resource_roles, listing)
             if held is not None:
                 return held
 
@@ -310,7 +308,7 @@ class LocalPolicyEngine:
         return resource_set.condition.holds(subject)
 
     def _derived_role(
-        self, facts: Facts, request: AuthzRequest, wanted: frozenset[str]
+        self, facts: Facts, request: AuthzRequest, wanted: frozenset[str], listing: bool
     ) -> Decision | None:
         """An allow from a resource role derived along tuples, or ``None``."""
         resource = request.resource
@@ -321,7 +319,7 @@ class LocalPolicyEngine:
                 self._rules, facts.instance_roles, facts.parents, user_key, instance, wanted
             )
             listed = ""
-        elif is_listing(request):
+        elif listing:
             question = (user_key, type_name, wanted)
             if question in facts.reached:
                 path = facts.reached[question]
@@ -353,7 +351,9 @@ class LocalPolicyEngine:
         return Decision(allowed=False, reason=reason)
 
 
-def _assigned_role(facts: Facts, request: AuthzRequest, wanted: frozenset[str]) -> Decision | None:
+def _assigned_role(
+    facts: Facts, request: AuthzRequest, wanted: frozenset[str], listing: bool
+) -> Decision | None:
     """An allow from a resource role assigned on the instance, or ``None``."""
     resource = request.resource
     type_name, action, user_key = resource.type, request.action, request.user.key
@@ -365,7 +365,7 @@ def _assigned_role(facts: Facts, request: AuthzRequest, wanted: frozenset[str]) 
                     reason=f"resource role {role!r} on {type_name}:{resource.key} grants {action}",
                 )
         return None
-    if not is_listing(request):
+    if not listing:
         return None
     # The listing rule for ReBAC: the instance comes from the call's arguments,
     # so a list shows the component to a caller holding a granting resource
