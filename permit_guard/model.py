@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from permit_guard.explanation import Explanation
+
 __all__ = ["AuthzRequest", "Decision", "Principal", "Resource"]
 
 DEFAULT_TENANT = "default"
@@ -83,8 +85,11 @@ class Decision:
         reason: Why, in words: which role, user set or resource role granted
             it, or that none did.
         cached: Whether it came from a decision cache rather than the engine.
+        explanation: How the engine reached it, when asked to explain (the
+            embedded engine's ``explain``); ``None`` otherwise.
     """
 
     allowed: bool
     reason: str
     cached: bool = False
+    explanation: Explanation | None = None

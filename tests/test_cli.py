@@ -446,6 +446,8 @@ def test_check_verbose_prints_the_request_the_engine_gets(runs: dict[Command, Ru
     run = runs[VERBOSE]
     assert (run.code, run.err) == (0, "")
     head, _, body = run.out.partition("request (as the PDP receives it on POST /allowed):\n")
+    body, _, tree = body.partition("how the engine decided:\n")
+    assert tree.splitlines()[0] == "bob in tenant 'default' asks mcp_server:refund"
     assert head == (
         "allowed: tool 'refund' for user 'bob'\n"
         "reason: user set 'finance' grants refund on resource set 'small_refunds' "
@@ -521,6 +523,8 @@ def test_check_against_a_pdp() -> None:
         assert pdp.errors == []
     assert (allowed.code, allowed.err) == (0, "")
     head, _, body = allowed.out.partition("request (as the PDP receives it on POST /allowed):\n")
+    body, _, tree = body.partition("how the engine decided:\n")
+    assert tree.startswith("the engine gives no explanation; its reason: ")
     assert head == (
         "allowed: tool 'conditional_greet' for user 'client'\n"
         "reason: PDP allowed: role 'user' grants conditional-greet on resource set 'big_greets' "

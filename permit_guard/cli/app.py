@@ -139,6 +139,15 @@ def _inspect(
 # -- check (the command is in permit_guard.cli.check_command) --------------------------------------
 
 app.command("check")(check_command)
+app.command(
+    "explain",
+    help=(
+        "Show how the guard decides one request, as a tree: the caller's roles per tenant, "
+        "each role, resource set, user set and resource role considered, and every condition "
+        "evaluated with the values seen, ending in what decided. Takes the options of check "
+        "(same exit codes)."
+    ),
+)(check_command)
 
 
 # -- lint ------------------------------------------------------------------------------------------

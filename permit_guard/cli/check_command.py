@@ -24,9 +24,16 @@ from permit_guard.cli.options import (
     load,
     run,
 )
-from permit_guard.cli.render import fail, print_check, print_json, print_rejected
-from permit_guard.engines.base import PolicyEngine, close_engine
+from permit_guard.cli.render import (
+    fail,
+    print_check,
+    print_explanation,
+    print_json,
+    print_rejected,
+)
+from permit_guard.engines.base import Explainer, PolicyEngine, close_engine
 from permit_guard.exceptions import ConfigurationError, EngineError, PolicyFileError
+from permit_guard.explanation import Explanation
 from permit_guard.model import Principal
 from permit_guard.settings import GuardSettings
 from permit_guard.verdict import Verdict
@@ -35,6 +42,7 @@ __all__ = ["check_command"]
 
 
 def check_command(
+    ctx: typer.Context,
     server: ServerArgument,
     user: Annotated[
         str | None,
@@ -141,7 +149,12 @@ def check_command(
         ),
     ] = None,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Also print the request sent to the engine.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also print the request sent to the engine, and how the engine decided.",
+        ),
     ] = False,
     default_deny: DefaultDenyOption = None,
     server_name: ServerNameOption = None,
@@ -157,6 +170,7 @@ def check_command(
     declared with key=ARGUMENT. The component itself is not run. Exit code 0
     when allowed, 1 when denied, 2 on a usage or configuration error.
     """
+    explaining = ctx.info_name == "explain"
     targets = [(k, v) for k, v in (("tool", tool), ("resource", resource), ("prompt", prompt)) if v]
     if len(targets) != 1:
         fail("give exactly one of --tool NAME, --resource URI, --prompt NAME")
@@ -203,7 +217,7 @@ def check_command(
         "tool" if kind == "tool" else "prompt" if kind == "prompt" else "resource"
     )
     try:
-        result, keyed = run(
+        result, keyed, explanation = run(
             _check_and_close(
                 loaded, settings, engine, principal, checked_kind, name, arguments, key
             )
@@ -223,12 +237,21 @@ def check_command(
                 "tenant": tenant,
                 "component": {"kind": kind, "name": name},
                 "request": result.request.to_pdp_json() if result.request else None,
+                **(
+                    {"explanation": explanation.to_json() if explanation else None}
+                    if verbose or explaining
+                    else {}
+                ),
             }
         )
+    elif explaining:
+        print_explanation(result, kind, name, principal, engine_label, explanation)
     else:
         named = result.request.resource if keyed and result.request else None
         instance = f"{named.type}:{named.key}" if named and named.key is not None else None
         print_check(result, kind, name, principal, engine_label, verbose, instance=instance)
+        if verbose:
+            print_explanation(result, kind, name, principal, engine_label, explanation, tree=True)
     raise typer.Exit(0 if result.allowed else 1)
 
 
@@ -241,8 +264,9 @@ async def _check_and_close(
     name: str,
     arguments: dict[str, Any],
     key: str | None,
-) -> tuple[Verdict, bool]:
-    """The verdict, and whether the component names its instance with ``key=``."""
+) -> tuple[Verdict, bool, Explanation | None]:
+    """The verdict, whether the component names its instance with ``key=``, and how it was
+    decided (when the engine was asked and can explain)."""
     try:
         verdict = await check(
             server,
@@ -256,6 +280,10 @@ async def _check_and_close(
         )
         spec = await guard_spec(server, kind, name)
         keyed = spec is not None and (spec.key_arg is not None or spec.key_value is not None)
-        return verdict, keyed
+        explanation = None
+        if verdict.why == "engine" and verdict.request and isinstance(engine, Explainer):
+            # The same engine on the same request: the tree of the decision just made.
+            explanation = engine.explain(verdict.request).explanation
+        return verdict, keyed, explanation
     finally:
         await close_engine(engine)

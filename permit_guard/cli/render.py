@@ -19,6 +19,7 @@ from rich.text import Text
 
 from permit_guard.cli.inventory import ComponentInfo, Inventory
 from permit_guard.cli.lint import Finding
+from permit_guard.explanation import Explanation
 from permit_guard.model import Principal
 from permit_guard.settings import GuardSettings
 from permit_guard.verdict import Verdict
@@ -183,6 +184,35 @@ def print_check(
         return
     say("request (as the PDP receives it on POST /allowed):")
     sys.stdout.write(json.dumps(result.request.to_pdp_json(), indent=2) + "\n")
+
+
+def print_explanation(
+    result: Verdict,
+    kind: str,
+    name: str,
+    caller: Principal,
+    engine: str,
+    explanation: Explanation | None,
+    *,
+    tree: bool = False,
+) -> None:
+    """How the decision was reached: the engine's tree, or why there is none."""
+    if not tree:
+        verdict = "allowed" if result.allowed else "denied"
+        tenant = f" in tenant {caller.tenant!r}" if caller.tenant else ""
+        say(f"{verdict}: {kind} {name!r} for user {caller.key!r}{tenant}, by {engine}")
+    guard = result.request is None or result.why != "engine"
+    if tree and guard:
+        return  # check already said the guard decided, and why
+    if tree:
+        say("how the engine decided:")
+    if explanation is not None:
+        for line in explanation.lines():
+            say(line)
+    elif guard:
+        say(f"decided by the guard, without asking the engine: {result.reason}")
+    else:
+        say(f"the engine gives no explanation; its reason: {result.reason}")
 
 
 def print_rejected(why: str, as_json: bool) -> None:

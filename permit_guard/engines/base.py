@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from permit_guard.model import AuthzRequest, Decision
 
-__all__ = ["Closable", "PolicyEngine", "close_engine"]
+__all__ = ["Closable", "Explainer", "PolicyEngine", "close_engine"]
 
 
 @runtime_checkable
@@ -29,6 +29,15 @@ class PolicyEngine(Protocol):
 
     async def check_many(self, requests: Sequence[AuthzRequest]) -> list[Decision]:
         """Decide many requests in one round trip; answers in request order."""
+        ...
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    """An engine that can say how it decides (the embedded one)."""
+
+    def explain(self, request: AuthzRequest) -> Decision:
+        """Decide one request; the decision carries its ``explanation``."""
         ...
 
 

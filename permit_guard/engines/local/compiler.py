@@ -64,6 +64,7 @@ from permit_guard.engines.local.operators import (
     kinds_phrase,
     literal_test,
 )
+from permit_guard.explanation import ConditionTrace, show_value
 
 __all__ = ["LOGICAL_OPERATORS", "child_location", "compile_condition"]
 
@@ -178,13 +179,14 @@ def _compile_attribute(
         return [None]
     nodes: list[Node | None] = []
     for operator, operand in comparisons.items():
-        node = _compile_comparison(attribute, operator, operand, here, problems)
+        node = _compile_comparison(attribute, str(path), operator, operand, here, problems)
         nodes.append(node)
     return nodes
 
 
 def _compile_comparison(
     attribute: tuple[Getter, bool],
+    name: str,
     operator: object,
     operand: object,
     location: str,
@@ -208,7 +210,14 @@ def _compile_comparison(
         other = _attribute(operand["ref"], child_location(here, "ref"), problems)
         if other is None:
             return None
-        return ref_leaf(attribute[0], attribute[1], other[0], other[1], spec.compare)
+        return ref_leaf(
+            attribute[0],
+            attribute[1],
+            other[0],
+            other[1],
+            spec.compare,
+            label=(name, operator, str(operand["ref"])),
+        )
     kind = json_kind(operand)
     if kind not in spec.operand_kinds:
         problems.append(
@@ -219,11 +228,16 @@ def _compile_comparison(
     if kind == "number" and isinstance(operand, float) and math.isnan(operand):
         problems.append(f"{here}: NaN equals and orders with nothing; use a number")
         return None
-    return literal_leaf(attribute[0], attribute[1], literal_test(operator, operand))
+    label = (name, f"{operator} {show_value(operand)}")
+    return literal_leaf(attribute[0], attribute[1], literal_test(operator, operand), label=label)
 
 
 def _never(_subject: Subject) -> bool:
     return False
+
+
+def _never_explained(_subject: Subject, _three_valued: bool) -> ConditionTrace:
+    return ConditionTrace(text="an invalid condition", value=False)
 
 
 def compile_condition(raw: object, *, location: str, problems: list[str]) -> Condition:
@@ -249,5 +263,5 @@ def compile_condition(raw: object, *, location: str, problems: list[str]) -> Con
         problems.append(f"{location}: the condition is nested too deeply")
         node = None
     if node is None or len(problems) > before:
-        return Condition(holds=_never, may_hold=_never)
-    return Condition(holds=node[0], may_hold=node[1])
+        return Condition(holds=_never, may_hold=_never, explain=_never_explained)
+    return Condition(holds=node[0], may_hold=node[1], explain=node[2])

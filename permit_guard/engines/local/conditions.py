@@ -4,7 +4,10 @@ A compiled condition is a tree of nodes, each a pair of evaluators: two-valued
 (``holds``), where a comparison on a missing attribute is false, and
 three-valued (Kleene) ``may_hold``, where a *resource* attribute absent from
 the request is :data:`UNKNOWN` rather than false. The local engine uses the
-second when it answers for lists. Nodes are built by
+second when it answers for lists. A third function, ``explain``, runs the same
+two evaluators of every node and reports what each saw
+(:class:`~permit_guard.explanation.ConditionTrace`), so an explanation can
+never disagree with the decision. Nodes are built by
 :func:`~permit_guard.engines.local.compiler.compile_condition`.
 
 Example:
@@ -13,13 +16,17 @@ Example:
     ...     lambda s: s.resource.attributes.get("arg_amount", MISSING),
     ...     True,
     ...     lambda amount: isinstance(amount, int) and amount <= 100,
+    ...     label=("resource.arg_amount", "less-than-equals 100"),
     ... )
-    >>> condition = Condition(holds=small[0], may_hold=small[1])
+    >>> condition = Condition(holds=small[0], may_hold=small[1], explain=small[2])
     >>> listing = Resource(type="mcp_server", attributes={"mcp_method": "tools/list"})
     >>> condition.holds(Subject(user_key="bob", user_attributes={}, resource=listing))
     False
     >>> condition.may_hold(Subject(user_key="bob", user_attributes={}, resource=listing)) is UNKNOWN
     True
+    >>> call = Resource(type="mcp_server", attributes={"arg_amount": 500})
+    >>> condition.explain(Subject(user_key="bob", user_attributes={}, resource=call), False).lines()
+    ['resource.arg_amount = 500 less-than-equals 100 -> false']
 """
 
 from __future__ import annotations
@@ -29,12 +36,14 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from permit_guard.engines.local.operators import Comparison, Test
+from permit_guard.explanation import ConditionTrace, show_value
 from permit_guard.model import Resource
 
 __all__ = [
     "MISSING",
     "UNKNOWN",
     "Condition",
+    "Explain",
     "Getter",
     "Node",
     "Subject",
@@ -94,27 +103,39 @@ class Condition:
             one on a missing ``user.*`` attribute is still false. It is never
             ``False`` where :attr:`holds` would be true for some values of the
             absent resource attributes.
+        explain: ``explain(subject, three_valued)``: the evaluation of
+            :attr:`may_hold` (or :attr:`holds`) as a tree, with the values seen.
     """
 
     holds: Callable[[Subject], bool]
     may_hold: Callable[[Subject], Truth]
+    explain: Explain
 
 
 #: Reads one attribute of a subject, or :data:`MISSING`.
 Getter: TypeAlias = Callable[[Subject], object]
-#: A compiled node: its two-valued and its three-valued evaluator.
-Node: TypeAlias = tuple[Callable[[Subject], bool], Callable[[Subject], Truth]]
+#: Evaluates a node on a subject, two- or three-valued, and says what it saw.
+Explain: TypeAlias = Callable[[Subject, bool], ConditionTrace]
+#: A compiled node: its two-valued and three-valued evaluators, and its explainer.
+Node: TypeAlias = tuple[Callable[[Subject], bool], Callable[[Subject], Truth], Explain]
 
 
-def literal_leaf(get: Getter, from_resource: bool, test: Test) -> Node:
+def _seen(get: Getter, s: Subject) -> str:
+    value = get(s)
+    return repr(value) if value is MISSING else show_value(value)
+
+
+def literal_leaf(get: Getter, from_resource: bool, test: Test, *, label: tuple[str, str]) -> Node:
     """A comparison of one attribute with a literal operand.
 
     Args:
         get: Reads the attribute.
         from_resource: Whether it is a ``resource.*`` attribute (absent: unknown).
         test: The comparison with the operand.
+        label: The attribute's name, and the operator with its operand, for explanations.
     """
     absent: Truth = UNKNOWN if from_resource else False
+    name, comparison = label
 
     def holds(s: Subject) -> bool:
         value = get(s)
@@ -136,11 +157,21 @@ def literal_leaf(get: Getter, from_resource: bool, test: Test) -> Node:
         except Exception:
             return False  # fail closed, as in holds()
 
-    return holds, may_hold
+    def explain(s: Subject, three_valued: bool) -> ConditionTrace:
+        value = may_hold(s) if three_valued else holds(s)
+        return ConditionTrace(text=f"{name} = {_seen(get, s)} {comparison}", value=value)
+
+    return holds, may_hold, explain
 
 
 def ref_leaf(
-    get: Getter, from_resource: bool, other: Getter, other_from_resource: bool, compare: Comparison
+    get: Getter,
+    from_resource: bool,
+    other: Getter,
+    other_from_resource: bool,
+    compare: Comparison,
+    *,
+    label: tuple[str, str, str],
 ) -> Node:
     """A comparison of one attribute with another (a ``{ref: ...}`` operand).
 
@@ -150,7 +181,9 @@ def ref_leaf(
         other: Reads the right attribute.
         other_from_resource: Whether the right one is a ``resource.*`` attribute.
         compare: The comparison.
+        label: The left attribute's name, the operator, the right one's name.
     """
+    left, operator, right = label
 
     def holds(s: Subject) -> bool:
         a, b = get(s), other(s)
@@ -174,7 +207,27 @@ def ref_leaf(
         except Exception:
             return False  # fail closed, as for literal operands
 
-    return holds, may_hold
+    def explain(s: Subject, three_valued: bool) -> ConditionTrace:
+        value = may_hold(s) if three_valued else holds(s)
+        text = f"{left} = {_seen(get, s)} {operator} {right} = {_seen(other, s)}"
+        return ConditionTrace(text=text, value=value)
+
+    return holds, may_hold, explain
+
+
+def _logical(
+    text: str,
+    holds: Callable[[Subject], bool],
+    may_hold: Callable[[Subject], Truth],
+    children: Sequence[Explain],
+) -> Explain:
+    def explain(s: Subject, three_valued: bool) -> ConditionTrace:
+        value = may_hold(s) if three_valued else holds(s)
+        return ConditionTrace(
+            text=text, value=value, children=tuple(c(s, three_valued) for c in children)
+        )
+
+    return explain
 
 
 def all_of(nodes: Sequence[Node]) -> Node:
@@ -197,7 +250,7 @@ def all_of(nodes: Sequence[Node]) -> Node:
                 result = UNKNOWN
         return result
 
-    return holds, may_hold
+    return holds, may_hold, _logical("allOf", holds, may_hold, [n[2] for n in nodes])
 
 
 def any_of(nodes: Sequence[Node]) -> Node:
@@ -220,12 +273,12 @@ def any_of(nodes: Sequence[Node]) -> Node:
                 result = UNKNOWN
         return result
 
-    return holds, may_hold
+    return holds, may_hold, _logical("anyOf", holds, may_hold, [n[2] for n in nodes])
 
 
 def negation(node: Node) -> Node:
     """The negation of a node (unknown stays unknown)."""
-    inner_holds, inner_may_hold = node
+    inner_holds, inner_may_hold, inner_explain = node
 
     def holds(s: Subject) -> bool:
         return not inner_holds(s)
@@ -234,9 +287,14 @@ def negation(node: Node) -> Node:
         value = inner_may_hold(s)
         return UNKNOWN if value is UNKNOWN else not value
 
-    return holds, may_hold
+    return holds, may_hold, _logical("not", holds, may_hold, [inner_explain])
 
 
 def constant(value: bool) -> Node:
     """A node that is always ``value`` (an empty ``allOf`` or ``anyOf``)."""
-    return (lambda _s: value), (lambda _s: value)
+    text = "allOf []" if value else "anyOf []"
+    return (
+        (lambda _s: value),
+        (lambda _s: value),
+        (lambda _s, _three: ConditionTrace(text=text, value=value)),
+    )

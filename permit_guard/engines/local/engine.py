@@ -28,22 +28,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final, Self
 
 from permit_guard.engines.local.conditions import Subject
 from permit_guard.engines.local.directory import Directory
 from permit_guard.engines.local.facts import Facts, FactStore
-from permit_guard.engines.local.indexes import DecisionIndex, Grants, ResourceSet
+from permit_guard.engines.local.granting import (
+    Trace,
+    assigned_role,
+    certainty,
+    derived_role,
+    how,
+    set_admits,
+)
+from permit_guard.engines.local.indexes import DecisionIndex, Grants
 from permit_guard.engines.local.loading import LoadedPolicy, load_policy
 from permit_guard.engines.local.reading import read_policy_file, write_data_file
-from permit_guard.engines.local.relations import derive, describe, reach
+from permit_guard.explanation import ConditionTrace
 from permit_guard.methods import LIST_METHODS
 from permit_guard.model import AuthzRequest, Decision
 
 __all__ = ["LISTING_METHODS", "LocalPolicyEngine", "is_listing"]
-
-#: Listing searches remembered per snapshot of the facts, at most.
-_MAX_REACHED: Final = 4096
 
 #: The MCP methods whose per-item checks are answered by the listing rule.
 LISTING_METHODS: Final = frozenset(LIST_METHODS)
@@ -199,7 +205,30 @@ class LocalPolicyEngine:
         decide = self.decide
         return [decide(request) for request in requests]
 
-    def decide(self, request: AuthzRequest) -> Decision:
+    def explain(self, request: AuthzRequest) -> Decision:
+        """Decide one request, and say how: the decision with its explanation.
+
+        The decision is the one :meth:`decide` gives; its ``explanation`` lists
+        the caller's roles per tenant, every grant considered in order and
+        every condition evaluated with the values seen.
+
+        Args:
+            request: The request.
+
+        Returns:
+            The decision, with ``explanation`` set.
+        """
+        trace = Trace()
+        facts = self._store.facts
+        seen = facts.in_instance(request) if facts.instances else request
+        decision = self.decide(request, trace, facts)
+        return replace(
+            decision, explanation=trace.explanation(facts, seen, is_listing(seen), decision)
+        )
+
+    def decide(
+        self, request: AuthzRequest, trace: Trace | None = None, facts: Facts | None = None
+    ) -> Decision:
         """Decide one request, synchronously.
 
         Unknown users, resource types and actions are denied with a reason
@@ -207,12 +236,15 @@ class LocalPolicyEngine:
 
         Args:
             request: The request.
+            trace: Records what was considered (use :meth:`explain`).
+            facts: The snapshot to read (default: the current one).
 
         Returns:
             The decision, whose reason names the role, user set or resource role
             that granted it, or says that none did.
         """
-        facts = self._store.facts
+        if facts is None:
+            facts = self._store.facts
         if facts.instances and request.resource.key is not None:
             request = facts.in_instance(request)
         resource = request.resource
@@ -227,14 +259,17 @@ class LocalPolicyEngine:
         roles = facts.user_roles.get((tenant, user_key), ())
         for role in roles:
             if role in grants.roles:
-                return Decision(
-                    allowed=True,
-                    reason=f"role {role!r} grants {type_name}:{action} in tenant {tenant!r}",
-                )
+                reason = f"role {role!r} grants {type_name}:{action} in tenant {tenant!r}"
+                if trace is not None:
+                    trace.add("role", role, True, f"role {role!r} grants {type_name}:{action}")
+                return Decision(allowed=True, reason=reason)
+        if trace is not None:
+            for role in roles:
+                trace.add("role", role, False, f"role {role!r} grants {type_name}:{action}")
 
         listing = is_listing(request)
         if grants.resource_roles:
-            held = _assigned_role(facts, request, grants.resource_roles, listing)
+            held = assigned_role(facts, request, grants.resource_roles, listing, trace)
             if held is not None:
                 return held
 
@@ -244,14 +279,16 @@ class LocalPolicyEngine:
                 for resource_set in grants.roles_via_sets.get(role, ()):
                     if subject is None:
                         subject = facts.subject(request)
-                    if self._set_admits(resource_set, subject, listing):
+                    admitted, traced = set_admits(resource_set, subject, listing, trace)
+                    if not admitted and trace is None:
+                        continue
+                    detail = f"role {role!r} grants {action} on resource set {resource_set.name!r}"
+                    if trace is not None:
+                        granted = certainty(traced) if admitted else False
+                        trace.add("role-on-set", role, granted, detail, traced)
+                    if admitted:
                         return Decision(
-                            allowed=True,
-                            reason=(
-                                f"role {role!r} grants {action} on resource set "
-                                f"{resource_set.name!r} in tenant {tenant!r} "
-                                f"{_how(listing)}"
-                            ),
+                            allowed=True, reason=f"{detail} in tenant {tenant!r} {how(listing)}"
                         )
 
         if grants.user_sets:
@@ -259,25 +296,36 @@ class LocalPolicyEngine:
                 subject = facts.subject(request)
             for grant in grants.user_sets:
                 # User sets are about who the caller is: always two-valued, even for lists.
-                if not grant.condition.holds(subject):
-                    continue
+                member = grant.condition.holds(subject)
+                traced = ()
+                if trace is not None:
+                    inner = grant.condition.explain(subject, False)
+                    title = f"user set {grant.name!r}"
+                    traced = (ConditionTrace(text=title, value=member, children=(inner,)),)
                 if grant.resource_set is None:
-                    return Decision(
-                        allowed=True,
-                        reason=f"user set {grant.name!r} grants {type_name}:{action}",
-                    )
-                if self._set_admits(grant.resource_set, subject, listing):
-                    return Decision(
-                        allowed=True,
-                        reason=(
-                            f"user set {grant.name!r} grants {action} on resource set "
-                            f"{grant.resource_set.name!r} {_how(listing)}"
-                        ),
-                    )
+                    detail = f"user set {grant.name!r} grants {type_name}:{action}"
+                    if trace is not None:
+                        trace.add("user-set", grant.name, member, detail, traced)
+                    if member:
+                        return Decision(allowed=True, reason=detail)
+                    continue
+                detail = (
+                    f"user set {grant.name!r} grants {action} on resource set "
+                    f"{grant.resource_set.name!r}"
+                )
+                admitted = False
+                if member:
+                    admitted, in_set = set_admits(grant.resource_set, subject, listing, trace)
+                    traced += in_set
+                if trace is not None:
+                    granted = certainty(traced) if admitted else False
+                    trace.add("user-set", grant.name, granted, detail, traced)
+                if admitted:
+                    return Decision(allowed=True, reason=f"{detail} {how(listing)}")
 
         if grants.resource_roles and self._rules:
             # Last: walking the tuples costs most, and whatever granted above is cheaper.
-            held = self._derived_role(facts, request, grants.resource_roles, listing)
+            held = derived_role(self._rules, facts, request, grants.resource_roles, listing, trace)
             if held is not None:
                 return held
 
@@ -297,51 +345,6 @@ class LocalPolicyEngine:
             ),
         )
 
-    @staticmethod
-    def _set_admits(resource_set: ResourceSet, subject: Subject, listing: bool) -> bool:
-        # The listing rule: a list shows what the caller may call for SOME
-        # arguments, so a resource-set grant counts unless its condition is
-        # false whatever the absent arguments are. The call itself is checked
-        # later with the real arguments, two-valued.
-        if listing:
-            return resource_set.condition.may_hold(subject) is not False
-        return resource_set.condition.holds(subject)
-
-    def _derived_role(
-        self, facts: Facts, request: AuthzRequest, wanted: frozenset[str], listing: bool
-    ) -> Decision | None:
-        """An allow from a resource role derived along tuples, or ``None``."""
-        resource = request.resource
-        type_name, action, user_key = resource.type, request.action, request.user.key
-        if resource.key is not None:
-            instance = (type_name, resource.key)
-            path = derive(
-                self._rules, facts.instance_roles, facts.parents, user_key, instance, wanted
-            )
-            listed = ""
-        elif listing:
-            question = (user_key, type_name, wanted)
-            if question in facts.reached:
-                path = facts.reached[question]
-            else:
-                held = facts.holdings.get(user_key)
-                path = reach(self._rules, held, facts.children, type_name, wanted) if held else None
-                if len(facts.reached) >= _MAX_REACHED:
-                    facts.reached.clear()
-                facts.reached[question] = path
-            listed = "listing: held on some instance; "
-        else:
-            return None
-        if path is None:
-            return None
-        return Decision(
-            allowed=True,
-            reason=(
-                f"resource role {path[-1].role!r} on {type_name}:{path[-1].key} grants "
-                f"{action} ({listed}derived: {describe(path)})"
-            ),
-        )
-
     def _unknown_target(self, type_name: str, action: str) -> Decision:
         actions = self._resource_actions.get(type_name)
         if actions is None:
@@ -349,38 +352,3 @@ class LocalPolicyEngine:
         else:
             reason = f"resource type {type_name!r} has no action {action!r}"
         return Decision(allowed=False, reason=reason)
-
-
-def _assigned_role(
-    facts: Facts, request: AuthzRequest, wanted: frozenset[str], listing: bool
-) -> Decision | None:
-    """An allow from a resource role assigned on the instance, or ``None``."""
-    resource = request.resource
-    type_name, action, user_key = resource.type, request.action, request.user.key
-    if resource.key is not None:
-        for role in facts.instance_roles.get((user_key, type_name, resource.key), ()):
-            if role in wanted:
-                return Decision(
-                    allowed=True,
-                    reason=f"resource role {role!r} on {type_name}:{resource.key} grants {action}",
-                )
-        return None
-    if not listing:
-        return None
-    # The listing rule for ReBAC: the instance comes from the call's arguments,
-    # so a list shows the component to a caller holding a granting resource
-    # role on some instance of the type.
-    for role, key in facts.roles_on_type.get((user_key, type_name), {}).items():
-        if role in wanted:
-            return Decision(
-                allowed=True,
-                reason=(
-                    f"resource role {role!r} on {type_name}:{key} grants {action} "
-                    "(listing: held on some instance)"
-                ),
-            )
-    return None
-
-
-def _how(listing: bool) -> str:
-    return "(listing: condition not excluded)" if listing else "(condition met)"
