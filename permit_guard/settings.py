@@ -93,6 +93,7 @@ class GuardSettings(BaseSettings):
     unknown_methods: Literal["deny", "allow"] = "deny"
     policy_file: Path | None = None
     policy_data_file: Path | None = None
+    policy_reload: bool = False
     permit_pdp_url: str = "http://localhost:7766"
     permit_api_key: SecretStr = SecretStr("")
     pdp_timeout: float = Field(default=5.0, gt=0, le=300)

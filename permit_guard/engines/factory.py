@@ -93,7 +93,9 @@ def engine_from_settings(
                 "(PERMIT_MCP_POLICY_FILE) to check its facts against"
             )
         if policy_file is not None:
-            chosen = LocalPolicyEngine.from_file(policy_file, data=settings.policy_data_file)
+            chosen = LocalPolicyEngine.from_file(
+                policy_file, data=settings.policy_data_file, reload=settings.policy_reload
+            )
         elif api_key:
             chosen = PermitPDPEngine(
                 settings.permit_pdp_url,

@@ -26,10 +26,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from permit_guard.engines.local.facts import Facts, FactStore
+from permit_guard.engines.local.facts import Facts, FactStore, Model
 from permit_guard.engines.local.payloads import (
     InstanceCreate,
     InstanceUpdate,
@@ -64,9 +65,11 @@ def _audited(
 
     def decorate(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         @functools.wraps(method)
-        async def audited(self: object, *args: object) -> R:
+        async def audited(self: Any, *args: object) -> R:
             try:
-                return await method(self, *args)
+                # The operations never wait while holding it: they check and change at once.
+                with self._directory.lock:
+                    return await method(self, *args)
             except DirectoryError as exc:
                 given: object = [_plain(a) for a in args]
                 event = {"event": "directory", "operation": operation, "refused": exc.problem}
@@ -102,14 +105,13 @@ def _plain(payload: object) -> object:
 class Directory:
     """``engine.api``: role assignments, users, resource instances and relationship tuples."""
 
-    def __init__(self, policy: Policy, store: FactStore) -> None:
-        """Bind the directory to a policy's model and the engine's facts.
+    def __init__(self, store: FactStore[Any]) -> None:
+        """Bind the directory to the engine's model and facts.
 
         Args:
-            policy: The model changes are checked against.
-            store: The facts the engine decides with.
+            store: The model changes are checked against, and the facts the
+                engine decides with.
         """
-        self._policy = policy
         self._store = store
         self.role_assignments = RoleAssignments(self)
         self.users = Users(self)
@@ -118,8 +120,14 @@ class Directory:
 
     @property
     def policy(self) -> Policy:
-        """The model changes are checked against."""
-        return self._policy
+        """The model changes are checked against (the current one, after a reload)."""
+        model: Model = self._store.model
+        return model.policy
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by a whole operation, so a reload never comes between its checks and its change."""
+        return self._store.lock
 
     def __repr__(self) -> str:
         return "Directory(role_assignments, users, resource_instances, relationship_tuples)"
@@ -137,7 +145,7 @@ class Directory:
 
     def instance(self, name: str, operation: str) -> tuple[str, str]:
         """``(type, key)`` of ``"<type>:<key>"``, or a :class:`DirectoryError`."""
-        found, problem = split_instance(self._policy, name)
+        found, problem = split_instance(self.policy, name)
         if found is None:
             raise DirectoryError(operation, f"resource instance {name!r}: {problem}")
         return found
@@ -147,7 +155,7 @@ class Directory:
         a = read_payload(RoleAssignment, payload, operation=operation)
         record = a.model_dump(exclude_none=True)
         if a.resource_instance is None:
-            problem = role_problem(self._policy, a.role)
+            problem = role_problem(self.policy, a.role)
             if problem:
                 raise DirectoryError(operation, problem)
 
@@ -160,7 +168,7 @@ class Directory:
             self.change(operation, record, tenant_role)
             return a.model_dump()
         instance = self.instance(a.resource_instance, operation)
-        problem = resource_role_problem(self._policy, instance[0], a.role)
+        problem = resource_role_problem(self.policy, instance[0], a.role)
         if problem:
             raise DirectoryError(operation, problem)
 

@@ -33,7 +33,7 @@ from typing import Any, Final, Self
 
 from permit_guard.engines.local.conditions import Subject
 from permit_guard.engines.local.directory import Directory
-from permit_guard.engines.local.facts import Facts, FactStore
+from permit_guard.engines.local.facts import Facts, FactStore, State
 from permit_guard.engines.local.granting import (
     Trace,
     assigned_role,
@@ -42,9 +42,11 @@ from permit_guard.engines.local.granting import (
     how,
     set_admits,
 )
-from permit_guard.engines.local.indexes import DecisionIndex, Grants
+from permit_guard.engines.local.indexes import DecisionIndex
 from permit_guard.engines.local.loading import LoadedPolicy, load_policy
 from permit_guard.engines.local.reading import read_policy_file, write_data_file
+from permit_guard.engines.local.reload import PolicyWatcher
+from permit_guard.exceptions import ConfigurationError
 from permit_guard.explanation import ConditionTrace
 from permit_guard.methods import LIST_METHODS
 from permit_guard.model import AuthzRequest, Decision
@@ -82,7 +84,7 @@ class LocalPolicyEngine:
     Build it with :meth:`from_file` or :meth:`from_dict`.
     """
 
-    __slots__ = ("_directory", "_grants", "_loaded", "_resource_actions", "_rules", "_store")
+    __slots__ = ("_directory", "_store", "_watcher")
 
     def __init__(self, loaded: LoadedPolicy) -> None:
         """Build the decision indexes of a checked policy.
@@ -91,24 +93,28 @@ class LocalPolicyEngine:
             loaded: A policy from :func:`~permit_guard.engines.local.loading.load_policy`
                 or :func:`~permit_guard.engines.local.loading.read_policy_file`.
         """
-        index = DecisionIndex.build(loaded)
-        self._loaded = loaded
-        self._resource_actions: Mapping[str, frozenset[str]] = index.resource_actions
-        self._grants: Mapping[tuple[str, str], Grants] = index.grants
-        self._rules = index.rules
-        self._store = FactStore(loaded.facts)
+        self._store = FactStore(DecisionIndex.build(loaded), loaded.facts)
         self._directory: Directory | None = None
+        self._watcher: PolicyWatcher | None = None
 
     @classmethod
     def from_file(
-        cls, path: str | os.PathLike[str], *, data: str | os.PathLike[str] | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        data: str | os.PathLike[str] | None = None,
+        reload: bool = False,
     ) -> Self:
-        """Load a policy file (``.yaml``, ``.yml`` or ``.json``), read once.
+        """Load a policy file (``.yaml``, ``.yml`` or ``.json``).
 
         Args:
             path: The policy file.
             data: A data file (e.g. written by :meth:`save`) whose users,
                 resource instances and relationships replace the policy file's.
+            reload: Watch the file (and the data file) and load every change
+                that is valid, whole, without a restart; an invalid edit keeps
+                the last good policy (see :mod:`~permit_guard.engines.local.reload`).
+                Stop watching with :meth:`close`.
 
         Returns:
             The engine.
@@ -116,7 +122,34 @@ class LocalPolicyEngine:
         Raises:
             PolicyFileError: Naming the file and every problem found in it.
         """
-        return cls(read_policy_file(path, data=data))
+        engine = cls(read_policy_file(path, data=data))
+        if reload:
+            engine._watcher = PolicyWatcher(engine, path, data)
+        return engine
+
+    def reload(self) -> bool:
+        """Read the watched files again now, as a change to them would (``reload=True`` only).
+
+        Returns:
+            Whether a new policy was swapped in (``False``: the last good one stays).
+
+        Raises:
+            ConfigurationError: When the engine was not loaded with ``reload=True``.
+        """
+        if self._watcher is None:
+            raise ConfigurationError(
+                f"{self!r} does not watch its policy: load it with from_file(path, reload=True)"
+            )
+        return self._watcher.reload()
+
+    def swap(self, loaded: LoadedPolicy, facts: Facts) -> None:
+        """Publish a new policy and its facts at once: the next decision sees both."""
+        self._store.replace(DecisionIndex.build(loaded), facts)
+
+    def close(self) -> None:
+        """Stop watching the policy file (a no-op without ``reload=True``)."""
+        if self._watcher is not None:
+            self._watcher.stop()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> Self:
@@ -142,12 +175,12 @@ class LocalPolicyEngine:
     @property
     def source(self) -> str:
         """Where the policy came from (a file path, or the ``source`` given to from_dict)."""
-        return self._loaded.source
+        return self._store.model.loaded.source
 
     @property
     def policy(self) -> LoadedPolicy:
-        """The checked policy the engine was loaded from (the model; facts change at run time)."""
-        return self._loaded
+        """The checked policy the engine decides with (the model; facts change at run time)."""
+        return self._store.model.loaded
 
     @property
     def facts(self) -> Facts:
@@ -166,7 +199,7 @@ class LocalPolicyEngine:
         decision. See ``docs/policy-file.md``, "Changing facts at run time".
         """
         if self._directory is None:
-            self._directory = Directory(self._loaded.policy, self._store)
+            self._directory = Directory(self._store)
         return self._directory
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -219,15 +252,19 @@ class LocalPolicyEngine:
             The decision, with ``explanation`` set.
         """
         trace = Trace()
-        facts = self._store.facts
+        state = self._store.state
+        facts = state.facts
         seen = facts.in_instance(request) if facts.instances else request
-        decision = self.decide(request, trace, facts)
+        decision = self.decide(request, trace, state)
         return replace(
             decision, explanation=trace.explanation(facts, seen, is_listing(seen), decision)
         )
 
     def decide(
-        self, request: AuthzRequest, trace: Trace | None = None, facts: Facts | None = None
+        self,
+        request: AuthzRequest,
+        trace: Trace | None = None,
+        state: State[DecisionIndex] | None = None,
     ) -> Decision:
         """Decide one request, synchronously.
 
@@ -237,14 +274,15 @@ class LocalPolicyEngine:
         Args:
             request: The request.
             trace: Records what was considered (use :meth:`explain`).
-            facts: The snapshot to read (default: the current one).
+            state: The model and facts to read (default: the current ones).
 
         Returns:
             The decision, whose reason names the role, user set or resource role
             that granted it, or says that none did.
         """
-        if facts is None:
-            facts = self._store.facts
+        # One read: the model and the facts of one generation, even across a reload.
+        current = state or self._store.state
+        model, facts = current.model, current.facts
         if facts.instances and request.resource.key is not None:
             request = facts.in_instance(request)
         resource = request.resource
@@ -252,9 +290,9 @@ class LocalPolicyEngine:
         action = request.action
         user_key = request.user.key
         tenant = resource.tenant
-        grants = self._grants.get((type_name, action))
+        grants = model.grants.get((type_name, action))
         if grants is None:
-            return self._unknown_target(type_name, action)
+            return _unknown_target(model, type_name, action)
 
         roles = facts.user_roles.get((tenant, user_key), ())
         for role in roles:
@@ -323,9 +361,9 @@ class LocalPolicyEngine:
                 if admitted:
                     return Decision(allowed=True, reason=f"{detail} {how(listing)}")
 
-        if grants.resource_roles and self._rules:
+        if grants.resource_roles and model.rules:
             # Last: walking the tuples costs most, and whatever granted above is cheaper.
-            held = derived_role(self._rules, facts, request, grants.resource_roles, listing, trace)
+            held = derived_role(model.rules, facts, request, grants.resource_roles, listing, trace)
             if held is not None:
                 return held
 
@@ -345,10 +383,11 @@ class LocalPolicyEngine:
             ),
         )
 
-    def _unknown_target(self, type_name: str, action: str) -> Decision:
-        actions = self._resource_actions.get(type_name)
-        if actions is None:
-            reason = f"unknown resource type {type_name!r}: nothing grants {type_name}:{action}"
-        else:
-            reason = f"resource type {type_name!r} has no action {action!r}"
-        return Decision(allowed=False, reason=reason)
+
+def _unknown_target(model: DecisionIndex, type_name: str, action: str) -> Decision:
+    actions = model.resource_actions.get(type_name)
+    if actions is None:
+        reason = f"unknown resource type {type_name!r}: nothing grants {type_name}:{action}"
+    else:
+        reason = f"resource type {type_name!r} has no action {action!r}"
+    return Decision(allowed=False, reason=reason)

@@ -15,14 +15,14 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from permit_guard.engines.local.conditions import Subject
 from permit_guard.engines.local.policy import Policy
 from permit_guard.engines.local.relations import Instance, Link, Step, instance_of
 from permit_guard.model import AuthzRequest, Resource
 
-__all__ = ["FactStore", "Facts"]
+__all__ = ["FactStore", "Facts", "Model", "State"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -331,21 +331,54 @@ def _roles_on_type(
     return found
 
 
-class FactStore:
-    """The current :class:`Facts`, and the lock that orders changes to it.
+class Model(Protocol):
+    """The policy's model a snapshot of the facts is decided with (the engine's indexes)."""
 
-    Readers take :attr:`facts` once, without locking; writers build the next
-    snapshot under the lock and publish it with one assignment.
+    @property
+    def policy(self) -> Policy:
+        """The checked policy the model was built from."""
+        ...
+
+
+M = TypeVar("M", bound=Model)
+
+
+@dataclass(frozen=True, slots=True)
+class State(Generic[M]):
+    """What one decision reads: a model and the facts, published together."""
+
+    model: M
+    facts: Facts
+
+
+class FactStore(Generic[M]):
+    """The current :class:`State` (model and facts), and the lock that orders changes to it.
+
+    Readers take :attr:`state` once, without locking, and so see one model
+    with the facts checked against it; writers build the next state under
+    :attr:`lock` and publish it with one assignment. A reload of the policy
+    publishes a new model and facts the same way.
     """
 
-    __slots__ = ("_lock", "facts")
+    __slots__ = ("lock", "state")
 
-    def __init__(self, facts: Facts) -> None:
-        self.facts = facts
-        self._lock = threading.Lock()
+    def __init__(self, model: M, facts: Facts) -> None:
+        self.state: State[M] = State(model, facts)
+        #: Held by every change, and by a whole directory operation (re-entrant).
+        self.lock = threading.RLock()
+
+    @property
+    def facts(self) -> Facts:
+        """The current facts."""
+        return self.state.facts
+
+    @property
+    def model(self) -> M:
+        """The current model."""
+        return self.state.model
 
     def change(self, make: Callable[[Facts], Facts]) -> Facts:
-        """Publish ``make(current facts)``; ``make`` may raise to change nothing.
+        """Publish ``make(current facts)`` with the current model; ``make`` may raise.
 
         Args:
             make: Builds the next snapshot from the current one.
@@ -353,7 +386,12 @@ class FactStore:
         Returns:
             The published snapshot.
         """
-        with self._lock:
-            new = make(self.facts)
-            self.facts = new
+        with self.lock:
+            new = make(self.state.facts)
+            self.state = State(self.state.model, new)
             return new
+
+    def replace(self, model: M, facts: Facts) -> None:
+        """Publish a new model and its facts (a reload of the policy)."""
+        with self.lock:
+            self.state = State(model, facts)

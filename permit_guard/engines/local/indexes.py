@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from permit_guard.engines.local.conditions import Condition
 from permit_guard.engines.local.loading import LoadedPolicy
-from permit_guard.engines.local.policy import WILDCARD
+from permit_guard.engines.local.policy import WILDCARD, Policy
 from permit_guard.engines.local.relations import RoleRules
 
 __all__ = ["DecisionIndex", "Grants", "ResourceSet", "UserSetGrant"]
@@ -76,14 +76,21 @@ class DecisionIndex:
     """The policy's model, keyed the way requests ask (the facts are in :class:`Facts`).
 
     Attributes:
+        loaded: The checked policy it was built from.
         resource_actions: Resource type -> its actions.
         grants: ``(resource type, action)`` -> what may grant it.
         rules: How resource roles are derived along relations.
     """
 
+    loaded: LoadedPolicy
     resource_actions: Mapping[str, frozenset[str]]
     grants: Mapping[tuple[str, str], Grants]
     rules: RoleRules
+
+    @property
+    def policy(self) -> Policy:
+        """The checked policy's model (what the directory checks changes against)."""
+        return self.loaded.policy
 
     @classmethod
     def build(cls, loaded: LoadedPolicy) -> DecisionIndex:
@@ -138,6 +145,7 @@ class DecisionIndex:
                     builders[type_name, action].resource_roles.add(role_name)
 
         return cls(
+            loaded=loaded,
             resource_actions=MappingProxyType(
                 {name: frozenset(r.actions) for name, r in policy.resources.items()}
             ),

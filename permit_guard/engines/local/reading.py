@@ -35,7 +35,16 @@ from permit_guard.engines.local.loading import LoadedPolicy, load_policy
 from permit_guard.engines.local.policy import Policy
 from permit_guard.exceptions import PolicyFileError
 
-__all__ = ["DATA_SECTIONS", "SUFFIXES", "read_document", "read_policy_file", "write_data_file"]
+__all__ = [
+    "DATA_SECTIONS",
+    "SUFFIXES",
+    "data_document",
+    "policy_document",
+    "read_document",
+    "read_policy_file",
+    "with_facts",
+    "write_data_file",
+]
 
 #: The file extensions policy and data files may have.
 SUFFIXES: Final = (".yaml", ".yml", ".json")
@@ -64,10 +73,30 @@ def read_policy_file(
             a mapping, a data file with other sections, or any problem
             :func:`~permit_guard.engines.local.loading.load_policy` finds.
     """
+    document, source = policy_document(path, data=data)
+    return load_policy(document, source=source)
+
+
+def policy_document(
+    path: str | os.PathLike[str], *, data: str | os.PathLike[str] | None = None
+) -> tuple[object, str]:
+    """The parsed policy file, with a data file's sections in place of its own, unchecked.
+
+    Args:
+        path: The policy file.
+        data: A data file whose sections (:data:`DATA_SECTIONS`) replace the policy's.
+
+    Returns:
+        The document, and how errors name it (``policy`` or ``policy + data``).
+
+    Raises:
+        PolicyFileError: As :func:`read_policy_file`, for everything but the
+            contents' checks.
+    """
     source = os.fspath(path)
     document = read_document(source)
     if data is None:
-        return load_policy(document, source=source)
+        return document, source
     data_source = os.fspath(data)
     facts = read_document(data_source, limit=MAX_DATA_FILE_BYTES, what="a data file")
     if not isinstance(facts, Mapping):
@@ -82,10 +111,15 @@ def read_policy_file(
             ],
         )
     if not isinstance(document, Mapping):
-        return load_policy(document, source=source)
+        return document, source
+    return with_facts(document, facts), f"{source} + {data_source}"
+
+
+def with_facts(document: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any]:
+    """``document`` with its data sections replaced by those of ``facts``."""
     merged = {k: v for k, v in document.items() if k not in DATA_SECTIONS}
     merged.update(facts)
-    return load_policy(merged, source=f"{source} + {data_source}")
+    return merged
 
 
 def read_document(
