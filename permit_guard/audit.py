@@ -8,7 +8,9 @@ that can say in advance which events it would drop implements
 :class:`SelectiveSink`, and the guard then skips building them.
 
 :class:`Auditor` is the one place events are made: the guard core hands it
-each verdict.
+each verdict. With argument values on, an event also carries the whole
+request the engine was asked (``request``), which ``permit-guard replay``
+decides again with another policy.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from permit_guard.enforcement import held_in_shadow
 from permit_guard.model import AuthzRequest, Principal
+from permit_guard.planner import NO_CREDENTIALS
 
 __all__ = ["AuditSink", "Auditor", "DecisionEvent", "LoggingSink", "SelectiveSink"]
 
@@ -52,6 +56,11 @@ class DecisionEvent:
         hidden: For list requests, how many were filtered out.
         attribute_values: Attribute values, when argument logging is on.
         cached: Whether the decision came from the decision cache.
+        request: The whole request the engine was asked, as the PDP takes it
+            (:meth:`AuthzRequest.to_pdp_json`; user attributes included), when
+            argument logging is on; :meth:`AuthzRequest.from_pdp_json` reads it back.
+        enforced: Whether the outcome took effect: ``False`` only for a denial
+            that shadow mode (``enforce=False``) let through.
     """
 
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -71,6 +80,8 @@ class DecisionEvent:
     hidden: int | None = None
     attribute_values: Mapping[str, Any] | None = None
     cached: bool = False
+    request: Mapping[str, Any] | None = None
+    enforced: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """The event as plain JSON-compatible data (empty optional fields dropped)."""
@@ -78,6 +89,8 @@ class DecisionEvent:
         data["attributes"] = list(self.attributes)
         if self.attribute_values is not None:
             data["attribute_values"] = dict(self.attribute_values)
+        if self.request is not None:
+            data["request"] = dict(self.request)
         return {k: v for k, v in data.items() if v is not None}
 
 
@@ -123,17 +136,25 @@ class Auditor:
     Args:
         sink: Where events go; ``None`` records nothing.
         engine: The engine's name, for list events.
-        argument_values: Whether events carry attribute values.
+        argument_values: Whether events carry attribute values and the whole request.
+        enforce: ``False`` in shadow mode: denials it lets through are recorded
+            with ``enforced=False``.
     """
 
-    __slots__ = ("_enabled_for", "argument_values", "engine", "sink")
+    __slots__ = ("_enabled_for", "argument_values", "enforce", "engine", "sink")
 
     def __init__(
-        self, sink: AuditSink | None, *, engine: str, argument_values: bool = False
+        self,
+        sink: AuditSink | None,
+        *,
+        engine: str,
+        argument_values: bool = False,
+        enforce: bool = True,
     ) -> None:
         self.sink = sink
         self.engine = engine
         self.argument_values = argument_values
+        self.enforce = enforce
         self._enabled_for = sink.enabled_for if isinstance(sink, SelectiveSink) else None
 
     def wants(self, allowed: bool) -> bool:
@@ -159,6 +180,7 @@ class Auditor:
         if not self.wants(allowed):
             return
         duration = 0.0 if started is None else _elapsed_ms(started)
+        enforced = self._enforced(allowed, method, reason)
         if request is None:
             self._emit(
                 DecisionEvent(
@@ -170,6 +192,7 @@ class Auditor:
                     reason=reason,
                     engine=engine,
                     duration_ms=duration,
+                    enforced=enforced,
                 )
             )
             return
@@ -190,6 +213,8 @@ class Auditor:
                 duration_ms=duration,
                 attribute_values=dict(attributes) if self.argument_values else None,
                 cached=cached,
+                request=request.to_pdp_json() if self.argument_values else None,
+                enforced=enforced,
             )
         )
 
@@ -217,7 +242,17 @@ class Auditor:
                 duration_ms=_elapsed_ms(started),
                 listed=listed,
                 hidden=hidden,
+                enforced=self._enforced(hidden == 0, method, reason),
             )
+        )
+
+    def _enforced(self, allowed: bool, method: str, reason: str) -> bool:
+        """Whether an outcome takes effect (see :mod:`permit_guard.enforcement`)."""
+        # The guard gives exactly this reason, and only it, to callers without credentials.
+        return (
+            allowed
+            or self.enforce
+            or held_in_shadow(method, no_credentials=reason == NO_CREDENTIALS)
         )
 
     def _emit(self, event: DecisionEvent) -> None:

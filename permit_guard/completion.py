@@ -16,8 +16,9 @@ from typing import Any
 from fastmcp.server.middleware import CallNext, MiddlewareContext
 
 from permit_guard.components.lookup import completion_target, server_of
+from permit_guard.enforcement import Enforcement
 from permit_guard.exceptions import AccessDenied, on_wire
-from permit_guard.guard import Guard, Identify
+from permit_guard.guard import Identify
 
 __all__ = ["complete"]
 
@@ -29,12 +30,12 @@ _NOWHERE: Mapping[str, Mapping[str, str]] = {
 
 
 async def complete(
-    guard: Guard,
+    enforcement: Enforcement,
     context: MiddlewareContext[Any],
     call_next: CallNext[Any, Any],
     identify: Identify,
 ) -> Any:
-    """Serve one ``completion/complete`` request through the guard.
+    """Serve one ``completion/complete`` request, decided by the guard ``enforcement`` applies.
 
     Raises:
         MCPError: "Method ... is not allowed" when the method is not known.
@@ -46,8 +47,8 @@ async def complete(
         # Malformed: FastMCP refuses it, revealing nothing.
         return await call_next(context)
     method = context.method or ""
-    verdict = await guard.decide_reference(method, found, identify=identify)
-    if verdict.allowed:
+    verdict = await enforcement.guard.decide_reference(method, found, identify=identify)
+    if not enforcement.refuses(verdict, method, found.name):
         return await call_next(context)
     if verdict.why == "method":
         raise on_wire(AccessDenied(f"Method {method!r} is not allowed", component=method))

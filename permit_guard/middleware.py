@@ -10,7 +10,7 @@ Each hook finds the component(s) of the request and asks the decision core
 component's spec, one engine call (one ``check_many`` for a whole list), one
 audit event. Then the call proceeds, the list keeps what the caller may use, or
 the request is refused with an :class:`AccessDenied` that says nothing of the
-policy.
+policy (:class:`~permit_guard.enforcement.Enforcement`; in shadow mode, logged).
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ from permit_guard.components.lookup import (
     server_of,
     target,
 )
+from permit_guard.enforcement import Enforcement
 from permit_guard.engines.base import PolicyEngine, close_engine
 from permit_guard.engines.factory import engine_from_settings
-from permit_guard.exceptions import AccessDenied, AuthenticationFailed, on_wire
+from permit_guard.exceptions import AuthenticationFailed
 from permit_guard.guard import Guard, Identify
 from permit_guard.headers import check_mcp_param_headers
 from permit_guard.identity import IdentityExtractor, identity_from_settings
@@ -104,6 +105,8 @@ class PermitMcpMiddleware(Middleware):
         cache_ttl: Seconds to cache decisions (default 0: off).
         default_deny: Hide and deny undecorated components without asking the
             engine (``@public`` ones stay open).
+        enforce: ``False`` for shadow mode: decide and audit, but log what the
+            policy denies instead of refusing it (:mod:`permit_guard.enforcement`).
         identity: Who is calling: a callable ``(context) -> Principal | None``.
             Default: from ``identity_mode`` (``fixed`` user ``client``).
         audit_sink: Where decision events go. Default: the
@@ -134,6 +137,7 @@ class PermitMcpMiddleware(Middleware):
         permit_api_key: str | None = None,
         cache_ttl: float | None = None,
         default_deny: bool | None = None,
+        enforce: bool | None = None,
         identity: IdentityExtractor | None = None,
         audit_sink: AuditSink | None = None,
         enable_audit_logging: bool | None = None,
@@ -148,6 +152,7 @@ class PermitMcpMiddleware(Middleware):
             permit_api_key=permit_api_key,
             cache_ttl=cache_ttl,
             default_deny=default_deny,
+            enforce=enforce,
             enable_audit_logging=enable_audit_logging,
             bypassed_methods=list(bypass_methods) if bypass_methods is not None else None,
             **options,
@@ -169,6 +174,8 @@ class PermitMcpMiddleware(Middleware):
         self.guard = Guard.from_settings(
             settings, engine=self.engine, audit_sink=audit_sink or LoggingSink()
         )
+        #: Where every verdict takes effect (refused, or logged in shadow mode).
+        self.enforcement = Enforcement(self.guard, enforce=settings.enforce)
 
     @property
     def default_deny(self) -> bool:
@@ -242,16 +249,13 @@ class PermitMcpMiddleware(Middleware):
             # Calls and lists are decided in their typed hooks.
             return await call_next(context)
         if method in REFERENCE_METHODS:
-            return await complete(self.guard, context, call_next, self._identifier(context))
+            return await complete(self.enforcement, context, call_next, self._identifier(context))
         verdict = await self.guard.decide_method(
             method,
             identify=self._identifier(context),
             tasks_bound=tasks_bound(server_of(context)),
         )
-        if not verdict.allowed:
-            if verdict.why == "no-credentials":
-                raise on_wire(AuthenticationFailed())
-            raise on_wire(AccessDenied(f"Method {method!r} is not allowed", component=method))
+        self.enforcement.admit_method(verdict, method)
         return await call_next(context)
 
     async def on_call_tool(
@@ -366,11 +370,7 @@ class PermitMcpMiddleware(Middleware):
     ) -> Principal | None:
         """Allow (returning the caller; ``None`` for public components) or raise."""
         verdict = await self.guard.decide(method, found, identify=self._identifier(context))
-        if verdict.allowed:
-            return verdict.principal
-        if verdict.why == "no-credentials":
-            raise AuthenticationFailed()
-        raise AccessDenied.hidden(found.kind, found.name)
+        return self.enforcement.admit(verdict, method, found)
 
     async def _filter(
         self, context: MiddlewareContext[Any], method: str, items: Sequence[C]
@@ -378,7 +378,7 @@ class PermitMcpMiddleware(Middleware):
         """Keep the items the caller may use: the gate and every item in ONE ``check_many``."""
         targets = await listed(server_of(context), LIST_METHOD_KINDS[method], items)
         verdict = await self.guard.decide_list(method, targets, identify=self._identifier(context))
-        return verdict.kept(items)
+        return await self.enforcement.kept(method, targets, verdict, items)
 
     def _extract_principal_info(
         self, context: MiddlewareContext[Any]

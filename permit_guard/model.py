@@ -6,15 +6,28 @@ engine — embedded or remote — is asked exactly the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from permit_guard.exceptions import PermitGuardError
 from permit_guard.explanation import Explanation
 
-__all__ = ["AuthzRequest", "Decision", "Principal", "Resource"]
+__all__ = ["AuthzRequest", "Decision", "MalformedRequest", "Principal", "Resource"]
 
 DEFAULT_TENANT = "default"
+
+
+class MalformedRequest(PermitGuardError, ValueError):
+    """A request in the PDP's JSON form that cannot be read back (``AuthzRequest.from_pdp_json``).
+
+    Attributes:
+        problem: What is wrong, naming the field (``request.user.key must be...``).
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,6 +88,57 @@ class AuthzRequest:
             "context": dict(self.context),
         }
 
+    @classmethod
+    def from_pdp_json(cls, data: object) -> AuthzRequest:
+        """The request back from its :meth:`to_pdp_json` form (e.g. a recorded audit event's).
+
+        Example::
+
+            request = AuthzRequest.from_pdp_json(event["request"])
+            decision = await engine.check(request)
+
+        Args:
+            data: ``{"user": {"key", "attributes"}, "action", "resource": {"type",
+                "key", "tenant", "attributes", "context"}, "context"}``; ``key``,
+                ``tenant`` (default ``default``) and the attribute and context
+                objects may be left out.
+
+        Returns:
+            The request, equal to the one that was written.
+
+        Raises:
+            MalformedRequest: Naming the first field that is missing, of the
+                wrong type, or not part of the form.
+        """
+        body = _object(data, "request", ("user", "action", "resource"), ("context",))
+        user = _object(body["user"], "request.user", ("key",), ("attributes",))
+        resource = _object(
+            body["resource"],
+            "request.resource",
+            ("type",),
+            ("key", "tenant", "attributes", "context"),
+        )
+        if _mapping(resource.get("context"), "request.resource.context"):
+            # to_pdp_json always sends an empty one: anything else was not asked by the guard.
+            raise MalformedRequest("request.resource.context must be empty")
+        key = resource.get("key")
+        if key is not None and not isinstance(key, str):
+            raise MalformedRequest(f"request.resource.key must be a string, not {_kind(key)}")
+        return cls(
+            user=Principal(
+                key=_text(user["key"], "request.user.key"),
+                attributes=_mapping(user.get("attributes"), "request.user.attributes"),
+            ),
+            action=_text(body["action"], "request.action"),
+            resource=Resource(
+                type=_text(resource["type"], "request.resource.type"),
+                key=key,
+                tenant=_text(resource.get("tenant", DEFAULT_TENANT), "request.resource.tenant"),
+                attributes=_mapping(resource.get("attributes"), "request.resource.attributes"),
+            ),
+            context=_mapping(body.get("context"), "request.context"),
+        )
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Decision:
@@ -93,3 +157,38 @@ class Decision:
     reason: str
     cached: bool = False
     explanation: Explanation | None = None
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _object(
+    value: object, where: str, required: Iterable[str], optional: Iterable[str]
+) -> Mapping[str, Any]:
+    """A JSON object with these keys: every ``required`` one, and no others but ``optional``."""
+    if not isinstance(value, Mapping):
+        raise MalformedRequest(f"{where} must be an object, not {_kind(value)}")
+    required = tuple(required)
+    missing = [name for name in required if name not in value]
+    if missing:
+        raise MalformedRequest(f"{where} has no {', '.join(missing)}")
+    unknown = sorted(str(name) for name in set(value) - {*required, *optional})
+    if unknown:
+        raise MalformedRequest(f"{where} has unknown field(s) {', '.join(unknown)}")
+    return value
+
+
+def _mapping(value: object, where: str) -> dict[str, Any]:
+    """An object of attributes (absent or ``null``: none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise MalformedRequest(f"{where} must be an object, not {_kind(value)}")
+    return dict(value)
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise MalformedRequest(f"{where} must be a non-empty string, not {value!r}")
+    return value

@@ -72,6 +72,7 @@ class GuardSettings(BaseSettings):
     known_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_KNOWN_METHODS))
     bypassed_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_BYPASSED_METHODS))
     default_deny: bool = False
+    enforce: bool = True
     enable_audit_logging: bool = True
     audit_argument_values: bool = False
     identity_mode: Literal["fixed", "header", "jwt", "token", "source"] = "fixed"

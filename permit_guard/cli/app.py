@@ -44,6 +44,7 @@ from permit_guard.cli.render import (
     show,
     table,
 )
+from permit_guard.cli.replay import replay_command
 from permit_guard.engines.local.loading import LoadedPolicy
 from permit_guard.engines.local.reading import read_policy_file
 from permit_guard.exceptions import PolicyFileError
@@ -139,6 +140,7 @@ def _inspect(
 # -- check (the command is in permit_guard.cli.check_command) --------------------------------------
 
 app.command("check")(check_command)
+app.command("replay")(replay_command)
 app.command(
     "explain",
     help=(

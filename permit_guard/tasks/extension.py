@@ -129,7 +129,7 @@ class GuardedTasks(TasksExtension):  # type: ignore[misc,unused-ignore]
                     Target(kind="tool", name=hop.name, component=hop.tool, arguments=arguments),
                     identify=functools.partial(known, caller),
                 )
-                if not verdict.allowed:
+                if guard.enforcement.refuses(verdict, "tools/call", hop.name):
                     raise refusal
         owner = await self._guard.identify(_call_context(context, tool.name, arguments))
         if owner is None:
@@ -187,8 +187,8 @@ class GuardedTasks(TasksExtension):  # type: ignore[misc,unused-ignore]
             )
             if verdict.why == "no-credentials":
                 raise on_wire(AuthenticationFailed())
-            if not verdict.allowed:
-                # One answer for another caller's task and an unknown id.
+            if self._guard.enforcement.refuses(verdict, method, task_id):
+                # One answer for another caller's task and an unknown id (even in shadow mode).
                 raise MCPError(code=_INVALID_PARAMS, message=f"Task {task_id} not found")
             return await handler(ctx, params)
 
@@ -251,7 +251,7 @@ class GuardedTasks(TasksExtension):  # type: ignore[misc,unused-ignore]
                 Target(kind="tool", name=hop.name, component=hop.tool, arguments=binding.arguments),
                 identify=functools.partial(known, caller),
             )
-            if not verdict.allowed:
+            if guard.enforcement.refuses(verdict, "tools/call", hop.name):
                 return False, None
             principal = verdict.principal
         return True, principal
