@@ -90,15 +90,18 @@ def build_server(secret: str, **guard_options: Any) -> FastMCP[Any]:
     return mcp
 
 
+def dev_server() -> FastMCP[Any]:
+    """The example server with the secret of the environment (``permit-guard`` loads this)."""
+    return build_server(jwt_secret())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    build_server(jwt_secret()).run(
-        transport="http", host=args.host, port=args.port, show_banner=False
-    )
+    dev_server().run(transport="http", host=args.host, port=args.port, show_banner=False)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 (:mod:`~permit_guard.cli.check_command`) runs the decision core through
 :mod:`~permit_guard.cli.check`, ``lint`` reports the
 :mod:`~permit_guard.cli.lint` findings, ``export`` writes the
-:mod:`~permit_guard.cli.export` schema, and ``policy validate`` loads a file.
+:mod:`~permit_guard.cli.export` schema, ``policy validate`` loads a file, and ``test``
+runs decision test suites (:mod:`~permit_guard.cli.suite_command`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from permit_guard.cli.render import (
     table,
 )
 from permit_guard.cli.replay import replay_command
+from permit_guard.cli.suite_command import test_command
 from permit_guard.engines.local.loading import LoadedPolicy
 from permit_guard.engines.local.reading import read_policy_file
 from permit_guard.exceptions import PolicyFileError
@@ -141,6 +143,7 @@ def _inspect(
 
 app.command("check")(check_command)
 app.command("replay")(replay_command)
+app.command("test")(test_command)
 app.command(
     "explain",
     help=(
