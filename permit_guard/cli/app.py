@@ -23,6 +23,7 @@ from permit_guard.cli.export import permit_api_json, terraform
 from permit_guard.cli.inventory import inventory
 from permit_guard.cli.lint import lint
 from permit_guard.cli.load import policy_file_of, shown
+from permit_guard.cli.matrix_command import matrix_command
 from permit_guard.cli.options import (
     DefaultDenyOption,
     JsonOption,
@@ -144,6 +145,7 @@ def _inspect(
 app.command("check")(check_command)
 app.command("replay")(replay_command)
 app.command("test")(test_command)
+app.command("matrix")(matrix_command)
 app.command(
     "explain",
     help=(
