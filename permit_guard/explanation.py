@@ -63,6 +63,10 @@ def truth_word(value: Truth) -> str:
     return "unknown" if value is None else "true" if value else "false"
 
 
+def _unknown_inside(trace: ConditionTrace) -> bool:
+    return trace.value is None or any(_unknown_inside(c) for c in trace.children)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ConditionTrace:
     """One node of a condition, as it evaluated on one request.
@@ -160,9 +164,19 @@ class Explanation:
 
     @property
     def depends_on_arguments(self) -> bool:
-        """Whether an allow for a list holds for some arguments only (a condition or a key)."""
+        """Whether an allow for a list may hold for some arguments only.
+
+        True when the deciding grant holds on some instance only (a resource
+        role, for a keyed component), or when a condition it depends on left
+        a comparison unknown, even one that did not decide: a list decision
+        sees ``mcp_method`` as the list's, while a call sends its own (a
+        branch ``resource.mcp_method equals tools/list`` lists a component
+        whose calls still depend on their arguments).
+        """
         decided = self.decided_by
-        return decided is not None and decided.granted is None
+        if decided is None:
+            return False
+        return decided.granted is None or any(_unknown_inside(c) for c in decided.conditions)
 
     def lines(self) -> list[str]:
         """The explanation as an indented tree, one line per step."""

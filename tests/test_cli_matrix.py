@@ -466,10 +466,10 @@ def test_the_seed_server(at_root: None) -> None:
         ("client", "greet"): "deny",
         ("admin", "greet-jwt"): "allow",
         ("client", "greet-jwt"): "allow",
-        # The policy lists it to every role through resource.mcp_method (for a PDP), so
-        # the list's grant holds whatever the arguments; the call still checks number > 10.
-        ("admin", "conditional_greet"): "allow",
-        ("client", "conditional_greet"): "allow",
+        # The policy lists it through a resource.mcp_method branch (for a PDP), but the
+        # branch on number > 10 was left unknown: a call depends on its arguments.
+        ("admin", "conditional_greet"): "depends",
+        ("client", "conditional_greet"): "depends",
     }
 
 
