@@ -25,7 +25,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from permit_guard.enforcement import held_in_shadow
 from permit_guard.model import AuthzRequest, Principal
-from permit_guard.planner import NO_CREDENTIALS
 
 __all__ = ["AuditSink", "Auditor", "DecisionEvent", "LoggingSink", "SelectiveSink"]
 
@@ -175,12 +174,13 @@ class Auditor:
         request: AuthzRequest | None = None,
         started: float | None = None,
         cached: bool = False,
+        no_credentials: bool = False,
     ) -> None:
         """One event for one decision; ``request`` is what the engine was asked, if it was."""
         if not self.wants(allowed):
             return
         duration = 0.0 if started is None else _elapsed_ms(started)
-        enforced = self._enforced(allowed, method, reason)
+        enforced = self._enforced(allowed, method, no_credentials)
         if request is None:
             self._emit(
                 DecisionEvent(
@@ -227,6 +227,7 @@ class Auditor:
         hidden: int,
         reason: str,
         started: float,
+        no_credentials: bool = False,
     ) -> None:
         """One event for one list request, with its counts."""
         if self.sink is None:
@@ -242,18 +243,13 @@ class Auditor:
                 duration_ms=_elapsed_ms(started),
                 listed=listed,
                 hidden=hidden,
-                enforced=self._enforced(hidden == 0, method, reason),
+                enforced=self._enforced(hidden == 0, method, no_credentials),
             )
         )
 
-    def _enforced(self, allowed: bool, method: str, reason: str) -> bool:
+    def _enforced(self, allowed: bool, method: str, no_credentials: bool) -> bool:
         """Whether an outcome takes effect (see :mod:`permit_guard.enforcement`)."""
-        # The guard gives exactly this reason, and only it, to callers without credentials.
-        return (
-            allowed
-            or self.enforce
-            or held_in_shadow(method, no_credentials=reason == NO_CREDENTIALS)
-        )
+        return allowed or self.enforce or held_in_shadow(method, no_credentials=no_credentials)
 
     def _emit(self, event: DecisionEvent) -> None:
         assert self.sink is not None

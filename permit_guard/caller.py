@@ -18,7 +18,24 @@ from fastmcp.server.middleware import MiddlewareContext
 from permit_guard.identity import IdentityExtractor
 from permit_guard.model import Principal
 
-__all__ = ["PrincipalHook", "acting_as", "current_principal", "from_hook", "identify"]
+__all__ = [
+    "Identify",
+    "PrincipalHook",
+    "acting_as",
+    "current_principal",
+    "from_hook",
+    "identify",
+    "known",
+]
+
+#: Finds the caller when the guard needs one; ``None`` means no valid credentials.
+Identify = Callable[[], Awaitable[Principal | None]]
+
+
+async def known(principal: Principal | None) -> Principal | None:
+    """An :data:`Identify` result for a caller already known (the CLI's ``--user``)."""
+    return principal
+
 
 logger = logging.getLogger("permit_guard")
 

@@ -60,19 +60,17 @@ class Enforcement:
     """Turns the verdicts of one guard into refusals, or in shadow mode into warnings.
 
     Args:
-        guard: The decision core whose verdicts take effect here; its audit
-            events then record the denials shadow mode lets through
-            (``enforced: false``).
-        enforce: ``False`` for shadow mode (logged once, here).
+        guard: The decision core whose verdicts take effect here; built with
+            ``enforce=False`` (``PERMIT_MCP_ENFORCE=false``) for shadow mode,
+            which is logged once, here.
     """
 
     __slots__ = ("enforce", "guard")
 
-    def __init__(self, guard: Guard, *, enforce: bool = True) -> None:
+    def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self.enforce = enforce
-        guard.audit.enforce = enforce
-        if not enforce:
+        self.enforce = guard.audit.enforce
+        if not self.enforce:
             logger.warning(
                 "permit_guard shadow mode (enforce=False): every request is decided and "
                 "audited, but what the policy denies is let through; requests without valid "

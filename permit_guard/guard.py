@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from permit_guard.asking import ask_many, ask_one
 from permit_guard.audit import Auditor, AuditSink
+from permit_guard.caller import Identify
 from permit_guard.components.lookup import Target
 from permit_guard.exceptions import InvalidArguments
 from permit_guard.loaders import load
@@ -41,17 +42,9 @@ if TYPE_CHECKING:
     from permit_guard.engines.base import PolicyEngine
     from permit_guard.settings import GuardSettings
 
-__all__ = ["Guard", "Identify", "known"]
+__all__ = ["Guard"]
 
 logger = logging.getLogger("permit_guard")
-
-#: Finds the caller when the guard needs one; ``None`` means no valid credentials.
-Identify = Callable[[], Awaitable[Principal | None]]
-
-
-async def known(principal: Principal | None) -> Principal | None:
-    """An :data:`Identify` result for a caller already known (the CLI's ``--user``)."""
-    return principal
 
 
 class Guard:
@@ -62,6 +55,7 @@ class Guard:
         planner: Classifies components and builds their requests.
         audit_sink: Where audit events go; ``None`` records nothing.
         audit_argument_values: Whether events carry attribute values.
+        enforce: ``False`` in shadow mode (events then say which denials were let through).
     """
 
     __slots__ = ("audit", "engine", "engine_name", "planner")
@@ -73,12 +67,16 @@ class Guard:
         planner: Planner,
         audit_sink: AuditSink | None = None,
         audit_argument_values: bool = False,
+        enforce: bool = True,
     ) -> None:
         self.engine = engine
         self.engine_name: str = getattr(engine, "name", type(engine).__name__)
         self.planner = planner
         self.audit = Auditor(
-            audit_sink, engine=self.engine_name, argument_values=audit_argument_values
+            audit_sink,
+            engine=self.engine_name,
+            argument_values=audit_argument_values,
+            enforce=enforce,
         )
 
     @classmethod
@@ -95,6 +93,7 @@ class Guard:
             planner=Planner.from_settings(settings),
             audit_sink=audit_sink if settings.enable_audit_logging else None,
             audit_argument_values=settings.audit_argument_values,
+            enforce=settings.enforce,
         )
 
     @property
@@ -362,6 +361,7 @@ class Guard:
                 request=verdict.request,
                 started=started if verdict.request is not None else None,
                 cached=verdict.cached,
+                no_credentials=verdict.why == "no-credentials",
             )
         return verdict
 
@@ -387,6 +387,7 @@ class Guard:
             hidden=len(allowed) - listed,
             reason=reason,
             started=started,
+            no_credentials=why == "no-credentials",
         )
         return ListVerdict(
             allowed=allowed,

@@ -30,7 +30,7 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import Tool, ToolResult
 
 from permit_guard.audit import AuditSink, LoggingSink
-from permit_guard.caller import acting_as, current_principal, from_hook, identify
+from permit_guard.caller import Identify, acting_as, current_principal, from_hook, identify
 from permit_guard.completion import complete
 from permit_guard.components.lookup import (
     Component,
@@ -44,7 +44,7 @@ from permit_guard.enforcement import Enforcement
 from permit_guard.engines.base import PolicyEngine, close_engine
 from permit_guard.engines.factory import engine_from_settings
 from permit_guard.exceptions import AuthenticationFailed
-from permit_guard.guard import Guard, Identify
+from permit_guard.guard import Guard
 from permit_guard.headers import check_mcp_param_headers
 from permit_guard.identity import IdentityExtractor, identity_from_settings
 from permit_guard.mapping import MappingConfig
@@ -175,7 +175,7 @@ class PermitMcpMiddleware(Middleware):
             settings, engine=self.engine, audit_sink=audit_sink or LoggingSink()
         )
         #: Where every verdict takes effect (refused, or logged in shadow mode).
-        self.enforcement = Enforcement(self.guard, enforce=settings.enforce)
+        self.enforcement = Enforcement(self.guard)
 
     @property
     def default_deny(self) -> bool:

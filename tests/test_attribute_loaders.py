@@ -32,7 +32,7 @@ from permit_guard import (
     require_permission,
 )
 from permit_guard.components.lookup import target
-from permit_guard.guard import known
+from permit_guard.caller import known
 from permit_guard.settings import load_settings
 from permit_guard.testing import RecordingEngine
 

@@ -38,7 +38,8 @@ from permit_guard.cli.suite_read import read_suite
 from permit_guard.components.lookup import Component, Target, component_name, listed, target
 from permit_guard.engines.base import PolicyEngine, close_engine
 from permit_guard.exceptions import ConfigurationError, EngineError, PolicyFileError
-from permit_guard.guard import Guard, known
+from permit_guard.caller import known
+from permit_guard.guard import Guard
 from permit_guard.methods import KIND_LIST_METHODS, Kind
 from permit_guard.model import Principal
 from permit_guard.settings import GuardSettings

@@ -49,7 +49,7 @@ from mcp import MCPError
 from permit_guard.caller import acting_as
 from permit_guard.components.lookup import Target, find_tool, requested_version
 from permit_guard.exceptions import AccessDenied, AuthenticationFailed, on_wire
-from permit_guard.guard import known
+from permit_guard.caller import known
 from permit_guard.model import Principal
 from permit_guard.placement import would_be_task
 from permit_guard.tasks.binding import BindingStore, TaskBinding
