@@ -10,6 +10,7 @@ from permit_guard.exceptions import (
     DecoratorError,
     DirectoryError,
     EngineError,
+    MalformedRequest,
     PermitGuardError,
     PolicyFileError,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "JwtIdentity",
     "LocalPolicyEngine",
     "LoggingSink",
+    "MalformedRequest",
     "PermitGuardError",
     "PermitMcpMiddleware",
     "PermitPDPEngine",

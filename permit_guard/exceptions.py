@@ -13,6 +13,7 @@ __all__ = [
     "DirectoryError",
     "EngineError",
     "InvalidArguments",
+    "MalformedRequest",
     "PermitGuardError",
     "PolicyFileError",
     "ServerLoadError",
@@ -83,6 +84,18 @@ class EngineError(PermitGuardError):
 
 class InvalidArguments(PermitGuardError):
     """Arguments the guard cannot map to a faithful request; the call is denied."""
+
+
+class MalformedRequest(PermitGuardError, ValueError):
+    """A request in the PDP's JSON form that cannot be read back (``AuthzRequest.from_pdp_json``).
+
+    Attributes:
+        problem: What is wrong, naming the field (``request.user.key must be...``).
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 class ServerLoadError(ConfigurationError):

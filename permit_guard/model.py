@@ -10,24 +10,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from permit_guard.exceptions import PermitGuardError
+from permit_guard.exceptions import MalformedRequest
 from permit_guard.explanation import Explanation
 
 __all__ = ["AuthzRequest", "Decision", "MalformedRequest", "Principal", "Resource"]
 
 DEFAULT_TENANT = "default"
-
-
-class MalformedRequest(PermitGuardError, ValueError):
-    """A request in the PDP's JSON form that cannot be read back (``AuthzRequest.from_pdp_json``).
-
-    Attributes:
-        problem: What is wrong, naming the field (``request.user.key must be...``).
-    """
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
