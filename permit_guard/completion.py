@@ -15,10 +15,10 @@ from typing import Any
 
 from fastmcp.server.middleware import CallNext, MiddlewareContext
 
+from permit_guard.caller import Identify
 from permit_guard.components.lookup import completion_target, server_of
 from permit_guard.enforcement import Enforcement
 from permit_guard.exceptions import AccessDenied, on_wire
-from permit_guard.caller import Identify
 
 __all__ = ["complete"]
 

@@ -31,8 +31,8 @@ from permit_guard import (
     abac_from_args,
     require_permission,
 )
-from permit_guard.components.lookup import target
 from permit_guard.caller import known
+from permit_guard.components.lookup import target
 from permit_guard.settings import load_settings
 from permit_guard.testing import RecordingEngine
 

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from fastmcp import FastMCP
 
+from permit_guard.caller import known
 from permit_guard.components.lookup import (
     Target,
     find_prompt,
@@ -49,7 +50,6 @@ from permit_guard.components.lookup import (
 from permit_guard.components.resolve import resolve_spec
 from permit_guard.engines.base import PolicyEngine
 from permit_guard.exceptions import ConfigurationError, EngineError, UnknownComponent
-from permit_guard.caller import known
 from permit_guard.guard import Guard
 from permit_guard.methods import CALL_METHODS
 from permit_guard.model import Principal

@@ -46,13 +46,13 @@ from typing import Any, Literal
 
 from fastmcp import FastMCP
 
+from permit_guard.caller import known
 from permit_guard.components.lookup import Component, Target, listed
 from permit_guard.engines.base import Explainer, PolicyEngine
 from permit_guard.engines.cache import CachedEngine
 from permit_guard.engines.local import LocalPolicyEngine
 from permit_guard.exceptions import ConfigurationError, EngineError
 from permit_guard.explanation import Explanation
-from permit_guard.caller import known
 from permit_guard.guard import Guard
 from permit_guard.methods import KIND_LIST_METHODS, Kind
 from permit_guard.model import Principal

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from fastmcp import FastMCP
 
+from permit_guard.caller import known
 from permit_guard.cli.check import check, require_component
 from permit_guard.cli.inventory import inventory
 from permit_guard.cli.load import chosen_engine, guard_settings, load_server, server_guard
@@ -38,7 +39,6 @@ from permit_guard.cli.suite_read import read_suite
 from permit_guard.components.lookup import Component, Target, component_name, listed, target
 from permit_guard.engines.base import PolicyEngine, close_engine
 from permit_guard.exceptions import ConfigurationError, EngineError, PolicyFileError
-from permit_guard.caller import known
 from permit_guard.guard import Guard
 from permit_guard.methods import KIND_LIST_METHODS, Kind
 from permit_guard.model import Principal

@@ -46,10 +46,9 @@ from fastmcp_tasks.models import (  # type: ignore[import-not-found,unused-ignor
 )
 from mcp import MCPError
 
-from permit_guard.caller import acting_as
+from permit_guard.caller import acting_as, known
 from permit_guard.components.lookup import Target, find_tool, requested_version
 from permit_guard.exceptions import AccessDenied, AuthenticationFailed, on_wire
-from permit_guard.caller import known
 from permit_guard.model import Principal
 from permit_guard.placement import would_be_task
 from permit_guard.tasks.binding import BindingStore, TaskBinding
