@@ -22,10 +22,10 @@ with warnings.catch_warnings():
     # The SDK warns about its own deprecated imports when imported.
     warnings.simplefilter("ignore", DeprecationWarning)
     from permit.api.models import (
+        DerivedRoleRuleCreate,
         RelationCreate,
         ResourceCreate,
         ResourceRoleCreate,
-        ResourceRoleUpdate,
     )
 
 TRACKER = "tests/cli_servers/tracker.py"
@@ -429,84 +429,78 @@ SCHEMA = "/schema/{proj_id}/{env_id}/resources"
 def test_export_json_carries_relations_roles_and_derivations(
     runs: dict[tuple[str, ...], Run],
 ) -> None:
-    """Resource types first, then relations, resource roles and each role's granted_to."""
+    """Resource types first, then relations, resource roles and each role's derivations."""
     run = runs[EXPORT_JSON]
     assert (run.code, run.err) == (0, "")
     exported = run.json()
-    assert "permit.api.relationship_tuples.create" in exported["description"]
-    requests = exported["requests"]
-    assert [(r["method"], r["path"]) for r in requests] == [
-        ("POST", SCHEMA),
-        ("POST", SCHEMA),
-        ("POST", SCHEMA),
-        ("POST", SCHEMA),
-        ("POST", SCHEMA),
-        ("POST", f"{SCHEMA}/project/relations"),
-        ("POST", f"{SCHEMA}/workspace/relations"),
-        ("POST", f"{SCHEMA}/project/roles"),
-        ("POST", f"{SCHEMA}/project/roles"),
-        ("POST", f"{SCHEMA}/project/roles"),
-        ("POST", f"{SCHEMA}/workspace/roles"),
-        ("POST", f"{SCHEMA}/workspace/roles"),
-        ("POST", f"{SCHEMA}/organization/roles"),
-        ("PATCH", f"{SCHEMA}/project/roles/owner"),
-        ("PATCH", f"{SCHEMA}/project/roles/auditor"),
-        ("PATCH", f"{SCHEMA}/workspace/roles/admin"),
-    ]
-    resources = {r["body"]["key"]: r["body"] for r in requests[:5]}
+    resources = {body["key"]: body for body in exported["resources"]}
     assert list(resources) == [
         "project",
         "mcp_server_tools",
         "mcp_server_prompts",
-        "workspace",
         "organization",
+        "workspace",
     ]
-    # The instances' attributes join the project's; the related types come with their actions.
+    # The instances' attributes join the project's; the policy's other types have their actions.
     assert resources["project"]["attributes"]["archived"] == {"type": "bool"}
     assert resources["workspace"] == {
         "key": "workspace",
         "name": "workspace",
         "actions": {"manage": {"name": "manage"}},
     }
-    assert requests[5]["body"] == {
-        "key": "parent",
-        "name": "parent",
-        "subject_resource": "workspace",
-    }
-    assert requests[7]["body"] == {
+    assert exported["resource_relations"] == [
+        {
+            "resource": "workspace",
+            "body": {"key": "org", "name": "org", "subject_resource": "organization"},
+        },
+        {
+            "resource": "project",
+            "body": {"key": "parent", "name": "parent", "subject_resource": "workspace"},
+        },
+    ]
+    assert [(r["resource"], r["body"]["key"]) for r in exported["resource_roles"]] == [
+        ("organization", "owner"),
+        ("workspace", "admin"),
+        ("workspace", "auditor"),
+        ("project", "owner"),
+        ("project", "reader"),
+        ("project", "auditor"),
+    ]
+    assert exported["resource_roles"][3]["body"] == {
         "key": "owner",
         "name": "owner",
         "permissions": ["read", "close"],
     }
-    assert requests[15]["body"] == {
-        "granted_to": {
-            "users_with_role": [
-                {"role": "owner", "on_resource": "organization", "linked_by_relation": "org"}
-            ]
-        }
+    assert exported["role_derivations"][0] == {
+        "resource": "workspace",
+        "role": "admin",
+        "body": {"role": "owner", "on_resource": "organization", "linked_by_relation": "org"},
     }
+    assert [(d["resource"], d["role"]) for d in exported["role_derivations"]] == [
+        ("workspace", "admin"),
+        ("project", "owner"),
+        ("project", "auditor"),
+    ]
 
 
 def test_export_json_bodies_are_what_the_permit_sdk_models_declare(
     runs: dict[tuple[str, ...], Run],
 ) -> None:
     """Each body parses as the permit SDK's model of its endpoint, with no undeclared field."""
-    models: dict[tuple[str, str], Any] = {
-        ("POST", "resources"): ResourceCreate,
-        ("POST", "relations"): RelationCreate,
-        ("POST", "roles"): ResourceRoleCreate,
-        ("PATCH", "roles"): ResourceRoleUpdate,
+    models: dict[str, Any] = {
+        "resources": ResourceCreate,
+        "resource_relations": RelationCreate,
+        "resource_roles": ResourceRoleCreate,
+        "role_derivations": DerivedRoleRuleCreate,
     }
-    for request in runs[EXPORT_JSON].json()["requests"]:
-        parts = request["path"].split("/")
-        endpoint = parts[-2] if request["method"] == "PATCH" else parts[-1]
-        model = models[request["method"], endpoint]
-        body = request["body"]
-        model.parse_obj(body)
-        assert set(body) <= set(model.__fields__), (request["path"], body)
-    derived = ResourceRoleUpdate.parse_obj(runs[EXPORT_JSON].json()["requests"][-1]["body"])
-    assert derived.granted_to is not None
-    assert [rule.linked_by_relation for rule in derived.granted_to.users_with_role or []] == ["org"]
+    exported = runs[EXPORT_JSON].json()
+    for key, model in models.items():
+        for item in exported[key]:
+            body = item.get("body", item)
+            model.parse_obj(body)
+            assert set(body) <= set(model.__fields__), (key, body)
+    derived = DerivedRoleRuleCreate.parse_obj(exported["role_derivations"][0]["body"])
+    assert derived.linked_by_relation == "org"
 
 
 OWNER_DERIVATION = """\
@@ -545,30 +539,34 @@ def test_export_terraform_carries_relations_roles_and_derivations(
     run = runs[EXPORT_TERRAFORM]
     assert (run.code, run.err) == (0, "")
     blocks = re.findall(r'^resource "(\w+)" "(\w+)"', run.out, flags=re.MULTILINE)
-    assert blocks == [
+    assert blocks[:20] == [
+        ("permitio_tenant", "acme"),
+        ("permitio_tenant", "globex"),
         ("permitio_resource", "project"),
         ("permitio_resource", "mcp_server_tools"),
         ("permitio_resource", "mcp_server_prompts"),
-        ("permitio_resource", "workspace"),
         ("permitio_resource", "organization"),
-        ("permitio_relation", "project__parent"),
+        ("permitio_resource", "workspace"),
+        ("permitio_role", "member"),
+        ("permitio_role", "guest"),
         ("permitio_relation", "workspace__org"),
+        ("permitio_relation", "project__parent"),
+        ("permitio_role", "organization__owner"),
+        ("permitio_role", "workspace__admin"),
+        ("permitio_role", "workspace__auditor"),
         ("permitio_role", "project__owner"),
         ("permitio_role", "project__reader"),
         ("permitio_role", "project__auditor"),
-        ("permitio_role", "workspace__admin"),
-        ("permitio_role", "workspace__auditor"),
-        ("permitio_role", "organization__owner"),
+        ("permitio_role_derivation", "organization_owner_to_workspace_admin"),
         ("permitio_role_derivation", "workspace_admin_to_project_owner"),
         ("permitio_role_derivation", "workspace_auditor_to_project_auditor"),
-        ("permitio_role_derivation", "organization_owner_to_workspace_admin"),
     ]
     for block in (PARENT_RELATION, OWNER_ROLE, OWNER_DERIVATION):
         assert block in run.out
     # Every reference names a block of the output.
     defined = {f"{kind}.{name}" for kind, name in blocks}
     assert set(re.findall(r"= (permitio_\w+\.\w+)\.key", run.out)) <= defined
-    assert "permit.api.role_assignments.assign" in run.out
+    assert "no resource for users or relationship tuples" in run.out
 
 
 def test_export_without_a_policy_has_no_relations_or_roles(
@@ -577,9 +575,9 @@ def test_export_without_a_policy_has_no_relations_or_roles(
     """Without --policy the export is the server's resource types only, as before."""
     run = runs[EXPORT_PLAIN]
     assert run.code == 0
-    requests = run.json()["requests"]
-    assert {r["path"] for r in requests} == {SCHEMA}
-    assert "archived" not in requests[0]["body"]["attributes"]
+    exported = run.json()
+    assert [k for k, v in exported.items() if isinstance(v, list) and v] == ["resources"]
+    assert "archived" not in exported["resources"][0]["attributes"]
 
 
 def test_export_with_an_invalid_policy_exits_2(runs: dict[tuple[str, ...], Run]) -> None:

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from permit_guard.cli.check_command import check_command
-from permit_guard.cli.export import permit_api_json, terraform
+from permit_guard.cli.export import export_text
 from permit_guard.cli.inventory import inventory
 from permit_guard.cli.lint import lint
 from permit_guard.cli.load import policy_file_of, shown
@@ -244,13 +244,22 @@ def _lint(
 
 @app.command("export")
 def _export(
-    server: ServerArgument,
+    server: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SERVER",
+            help="path/to/file.py[:var] or package.module[:var]; var defaults to mcp. Optional "
+            "with --policy.",
+            show_default=False,
+        ),
+    ] = None,
     output_format: Annotated[
         str,
         typer.Option(
             "--format",
             metavar="json|terraform",
-            help="json: Permit.io API requests; terraform: permitio_resource blocks.",
+            help="json: one list of Permit.io API request bodies per endpoint; terraform: "
+            "blocks for Permit.io's provider.",
         ),
     ] = "json",
     policy: Annotated[
@@ -258,34 +267,30 @@ def _export(
         typer.Option(
             "--policy",
             metavar="FILE",
-            help="Also export this policy's relations, resource roles and role derivations.",
+            help="Export everything this local policy holds, its facts included.",
             show_default=False,
         ),
     ] = None,
     server_name: ServerNameOption = None,
     default_deny: DefaultDenyOption = None,
 ) -> None:
-    """Print the Permit.io schema the server needs: resource types, actions, attributes.
+    """Print the Permit.io schema the server needs, and with --policy the whole policy.
 
-    One resource type per type the guard asks about, with the actions it asks
-    for and the attributes the requests carry (argument attributes typed from
-    the component's schema), the list gates included. With --policy, also the
-    types those relate to, their relations, their resource roles and the roles'
-    derivations (granted_to). As the JSON requests Permit.io's API takes, or as
-    Terraform for Permit.io's provider.
+    SERVER gives one resource type per type the guard asks about, with the
+    actions it asks for and the attributes the requests carry (argument
+    attributes typed from the component's schema), the list gates included.
+    --policy FILE adds everything the policy holds: its types with their
+    actions, relations, resource roles and derivations, and the attributes its
+    conditions and instances use; its roles and their permissions; its resource
+    sets and user sets as condition sets, and their grants as condition set
+    rules; its users, tenants, role assignments, resource instances and
+    relationship tuples. SERVER is optional with --policy. As the JSON of
+    Permit.io's API, or as Terraform for Permit.io's provider (which has no
+    resource for users and tuples: they are comments there). A key Permit.io
+    would refuse is an error, exit 2.
     """
-    if output_format not in ("json", "terraform"):
-        fail(f"--format must be json or terraform, not {output_format!r}")
-    parsed: LoadedPolicy | None = None
-    if policy is not None:
-        try:
-            parsed = read_policy_file(policy)
-        except PolicyFileError as exc:
-            fail(str(exc))
-    loaded, settings, _ = load(server, server_name, default_deny)
-    found = run(inventory(loaded, settings))
-    model = parsed.policy if parsed is not None else None
-    if output_format == "json":
-        print_json(permit_api_json(found, model))
-    else:
-        sys.stdout.write(terraform(found, model))
+    sys.stdout.write(
+        export_text(
+            server, policy, output_format, server_name=server_name, default_deny=default_deny
+        )
+    )

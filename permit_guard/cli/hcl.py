@@ -1,11 +1,12 @@
-"""Writing HCL for Permit.io's Terraform provider: strings, labels, aligned attributes."""
+"""Writing HCL for Permit.io's Terraform provider: strings, values, labels, aligned attributes."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["Labels", "aligned", "label", "string"]
+__all__ = ["Labels", "aligned", "label", "string", "value"]
 
 
 def aligned(pairs: Sequence[tuple[str, str]], *, indent: str = "  ") -> list[str]:
@@ -43,3 +44,35 @@ class Labels:
             made = f"{base}_{n}"
         self._used.add(made)
         return made
+
+
+def value(data: Any, indent: str = "") -> str:
+    """A JSON value as an HCL expression, for ``jsonencode(...)``: short ones on one line.
+
+    Object keys are always quoted (``"resource.arg_amount"``, ``"less-than"``).
+    """
+    short = _inline(data)
+    if len(indent) + len(short) <= _WIDTH or not isinstance(data, Mapping | list) or not data:
+        return short
+    inner = indent + "  "
+    if isinstance(data, Mapping):
+        lines = [f"{inner}{string(key)} = {value(item, inner)}" for key, item in data.items()]
+        return "{\n" + "\n".join(lines) + f"\n{indent}}}"
+    return "[\n" + "\n".join(f"{inner}{value(item, inner)}," for item in data) + f"\n{indent}]"
+
+
+#: Where :func:`value` breaks a value over lines.
+_WIDTH = 88
+
+
+def _inline(data: Any) -> str:
+    if isinstance(data, Mapping):
+        if not data:
+            return "{}"
+        return "{ " + ", ".join(f"{string(k)} = {_inline(v)}" for k, v in data.items()) + " }"
+    if isinstance(data, list):
+        return "[" + ", ".join(_inline(item) for item in data) + "]"
+    if isinstance(data, str):
+        return string(data)
+    # true, false, null and numbers are written as JSON writes them.
+    return json.dumps(data)
