@@ -842,13 +842,18 @@ def test_policy_validate(runs: dict[Command, Run]) -> None:
 @pytest.mark.parametrize(
     ("command", "summary"),
     [
-        ((), "Inspect, check, lint and export the authorization of a FastMCP server"),
+        ((), "Inspect, check, explain, test, lint and export the authorization of a FastMCP"),
         (("inspect",), "Show how the guard checks every tool, resource, resource template"),
         (("check",), "Ask the guard whether USER may call a tool, read a resource"),
+        (("explain",), "Show how the guard decides one request, as a tree"),
+        (("test",), "Run decision test suites"),
+        (("matrix",), "Show who can do what"),
+        (("replay",), "Decide the requests of an audit log again with another policy"),
         (("lint",), "Find what would go wrong: usable as a CI gate."),
         (("export",), "Print the Permit.io schema the server needs"),
         (("policy",), "Work with local policy files."),
         (("policy", "validate"), "Load a local policy file and report every problem"),
+        (("policy", "import"), "Read a JSON export back into a local policy file"),
     ],
 )
 def test_every_command_has_help(command: tuple[str, ...], summary: str) -> None:
@@ -864,4 +869,5 @@ def test_no_arguments_prints_the_help() -> None:
     result = CliRunner().invoke(app, [], prog_name="permit-guard")
     assert result.exit_code == 2  # click's code for "no command given"
     assert "Usage: permit-guard [OPTIONS] COMMAND [ARGS]..." in result.output
-    assert all(name in result.output for name in ("inspect", "check", "lint", "export", "policy"))
+    commands = ("inspect", "check", "explain", "test", "matrix", "replay", "lint", "export")
+    assert all(name in result.output for name in (*commands, "policy"))

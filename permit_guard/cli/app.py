@@ -1,11 +1,13 @@
 """The ``permit-guard`` commands, as a typer app; each is a thin caller of the other modules.
 
-``inspect`` prints the :mod:`~permit_guard.cli.inventory`, ``check``
-(:mod:`~permit_guard.cli.check_command`) runs the decision core through
-:mod:`~permit_guard.cli.check`, ``lint`` reports the
-:mod:`~permit_guard.cli.lint` findings, ``export`` writes the
-:mod:`~permit_guard.cli.export` schema, ``policy validate`` loads a file, and ``test``
-runs decision test suites (:mod:`~permit_guard.cli.suite_command`).
+``inspect`` prints the :mod:`~permit_guard.cli.inventory`; ``check`` and
+``explain`` (:mod:`~permit_guard.cli.check_command`) run the decision core
+through :mod:`~permit_guard.cli.check`; ``test`` runs decision suites
+(:mod:`~permit_guard.cli.suite_command`), ``matrix`` draws who can do what
+(:mod:`~permit_guard.cli.matrix_command`), ``replay`` decides an audit log again
+(:mod:`~permit_guard.cli.replay`); ``lint`` reports the
+:mod:`~permit_guard.cli.lint` findings; ``export`` writes what Permit.io needs
+(:mod:`~permit_guard.cli.export`); ``policy`` validates and imports policy files.
 """
 
 from __future__ import annotations
@@ -57,10 +59,10 @@ __all__ = ["app", "main", "policy_app"]
 app = typer.Typer(
     name="permit-guard",
     help=(
-        "Inspect, check, lint and export the authorization of a FastMCP server guarded by "
-        "permit_guard. SERVER is path/to/file.py[:var] or package.module[:var] (var defaults "
-        "to mcp). Exit codes: 0 success or allowed, 1 denied or problems found, 2 usage or "
-        "configuration error."
+        "Inspect, check, explain, test, lint and export the authorization of a FastMCP server "
+        "guarded by permit_guard. SERVER is path/to/file.py[:var] or package.module[:var] "
+        "(var defaults to mcp). Exit codes: 0 success or allowed, 1 denied or problems found, "
+        "2 usage or configuration error."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -140,14 +142,12 @@ def _inspect(
     show(gates)
 
 
-# -- check (the command is in permit_guard.cli.check_command) --------------------------------------
+# -- the commands that decide, each in its own module ---------------------------------------------
 
 app.command("check")(check_command)
-app.command("replay")(replay_command)
-app.command("test")(test_command)
-app.command("matrix")(matrix_command)
 app.command(
     "explain",
+    short_help="Show how the guard decides one request, down to each condition's values.",
     help=(
         "Show how the guard decides one request, as a tree: the caller's roles per tenant, "
         "each role, resource set, user set and resource role considered, and every condition "
@@ -155,6 +155,9 @@ app.command(
         "(same exit codes)."
     ),
 )(check_command)
+app.command("test")(test_command)
+app.command("matrix")(matrix_command)
+app.command("replay")(replay_command)
 
 
 # -- lint ------------------------------------------------------------------------------------------
