@@ -42,10 +42,10 @@ def test_quickstart_shows_allow_and_deny() -> None:
 
 
 def test_every_setting_is_documented() -> None:
-    """Each GuardSettings field appears as its PERMIT_MCP_ variable in the guide or identity doc."""
+    """Each GuardSettings field appears as its PERMIT_MCP_ variable in the docs."""
     from permit_guard.settings import GuardSettings
 
-    text = (ROOT / "docs" / "guide.md").read_text() + (ROOT / "docs" / "identity.md").read_text()
+    text = "\n".join(page.read_text() for page in sorted((ROOT / "docs").rglob("*.md")))
     missing = [
         f"PERMIT_MCP_{name.upper()}"
         for name in GuardSettings.model_fields
