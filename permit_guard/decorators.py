@@ -30,23 +30,29 @@ above or below ``@mcp.tool`` / ``@mcp.resource`` / ``@mcp.prompt``::
     @public                                    # never checked, always listed
     def health() -> str: ...
 
-Misuse fails here, at decoration time, naming the function: an argument name
-the function does not take (a loader's parameters included), ``@public``
+Misuse fails here, at decoration time, naming the function and what to write
+instead: an argument name the function does not take (a loader's parameters
+included; ``tenant="acme"`` meant as a value is ``tenant=fixed("acme")``),
+``@require_permission`` or ``@abac_from_args`` without parentheses, ``@public``
 together with ``@require_permission``, or two different specs of the same kind
 on one function.
 """
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
-from permit_guard.components.binding import call_argument_names
+from permit_guard._signatures import (
+    check_argument,
+    loader_of,
+    loader_parameters,
+    qualified_name,
+    without_parentheses,
+)
 from permit_guard.exceptions import DecoratorError
-from permit_guard.spec import SPEC_ATTRIBUTE, AttributeLoader, Fixed, GuardSpec, Loader, fixed
+from permit_guard.spec import SPEC_ATTRIBUTE, AttributeLoader, Fixed, GuardSpec, fixed
 
 __all__ = ["GuardSpec", "abac_from_args", "fixed", "public", "require_permission"]
 
@@ -96,6 +102,14 @@ def require_permission(
             that is not a callable taking arguments by name, or a conflicting
             earlier decoration.
     """
+    if callable(action):
+        # `@require_permission` with no parentheses: Python passed the function as the action.
+        qualname = qualified_name(action)
+        raise DecoratorError(
+            f"{qualname}: @require_permission is used without parentheses: write "
+            '@require_permission() (or @require_permission("action", resource=...))',
+            function=qualname,
+        )
     for label, text in (("action", action), ("resource", resource)):
         if text is not None and (not isinstance(text, str) or not text.strip()):
             raise DecoratorError(
@@ -104,16 +118,16 @@ def require_permission(
             )
     _check_ref("key", key)
     _check_ref("tenant", tenant)
-    loader_arguments = _loader_arguments(attributes) if attributes is not None else ()
+    loader_arguments = loader_parameters(attributes) if attributes is not None else ()
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        name = _qualname(fn)
+        name = qualified_name(fn)
         for label, ref in (("key", key), ("tenant", tenant)):
             if isinstance(ref, str):
-                _check_argument(fn, ref, f"require_permission({label}={ref!r})")
+                check_argument(fn, ref, f"require_permission({label}={ref!r})", literal=label)
         loader = None
         if attributes is not None:
-            loader = _loader(fn, attributes, loader_arguments)
+            loader = loader_of(fn, attributes, loader_arguments)
         spec = GuardSpec(
             mode="require",
             action=action,
@@ -152,6 +166,15 @@ def abac_from_args(
         DecoratorError: On a name the function does not take, a duplicate
             name, or a selection different from an earlier one.
     """
+    if len(names) == 1 and callable(names[0]):
+        # `@abac_from_args` with no parentheses: Python passed the function as a name.
+        raise without_parentheses(names[0])
+    for name in names:
+        if not isinstance(name, str):
+            raise DecoratorError(
+                f"abac_from_args takes argument names as strings, got {name!r}",
+                function="abac_from_args",
+            )
     if len(set(names)) != len(names):
         raise DecoratorError(
             f"abac_from_args{names!r} names an argument twice", function="abac_from_args"
@@ -164,8 +187,8 @@ def abac_from_args(
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         for name in names:
-            _check_argument(fn, name, f"abac_from_args({name!r})")
-        spec = GuardSpec(abac_args=tuple(names), abac_prefix=prefix, function=_qualname(fn))
+            check_argument(fn, name, f"abac_from_args({name!r})")
+        spec = GuardSpec(abac_args=tuple(names), abac_prefix=prefix, function=qualified_name(fn))
         _merge(fn, spec, "abac_from_args")
         return fn
 
@@ -180,7 +203,7 @@ def public(fn: Callable[P, R]) -> Callable[P, R]:
     Raises:
         DecoratorError: If the function also has ``@require_permission``.
     """
-    _merge(fn, GuardSpec(mode="public", function=_qualname(fn)), "public")
+    _merge(fn, GuardSpec(mode="public", function=qualified_name(fn)), "public")
     return fn
 
 
@@ -263,116 +286,3 @@ def _check_ref(label: str, ref: object) -> None:
             f"require_permission({label}=...) takes an argument name or fixed('...'), got {ref!r}",
             function="require_permission",
         )
-
-
-def _loader_arguments(load: object) -> tuple[str, ...]:
-    """The parameters of an attribute loader, which must all be passable by name."""
-    if not callable(load):
-        raise DecoratorError(
-            f"require_permission(attributes=...) takes a callable, got {load!r}",
-            function="require_permission",
-        )
-    label = _qualname(load)
-    try:
-        parameters = inspect.signature(load).parameters.values()
-    except (TypeError, ValueError) as exc:
-        raise DecoratorError(
-            f"attribute loader {label}: its signature cannot be read", function=label
-        ) from exc
-    names = []
-    for parameter in parameters:
-        if parameter.kind not in (
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            inspect.Parameter.KEYWORD_ONLY,
-        ):
-            raise DecoratorError(
-                f"attribute loader {label}: parameter {parameter.name!r} is "
-                f"{parameter.kind.description}; a loader takes the arguments it needs by name",
-                function=label,
-            )
-        names.append(parameter.name)
-    return tuple(names)
-
-
-def _loader(fn: Callable[..., Any], load: AttributeLoader, names: tuple[str, ...]) -> Loader:
-    """The loader of ``fn``; each of its parameters must be an argument clients send."""
-    label = _qualname(load)
-    injected = _injected(fn)
-    for name in names:
-        usage = f"attribute loader {label}: parameter {name!r}"
-        _check_argument(fn, name, usage)
-        if name in injected:
-            qualname = _qualname(fn)
-            raise DecoratorError(
-                f"{qualname}: {usage} names an argument the server injects, which clients "
-                "never send",
-                function=qualname,
-            )
-    # An object with an async __call__ is an async loader too.
-    is_async = inspect.iscoroutinefunction(load) or inspect.iscoroutinefunction(type(load).__call__)
-    return Loader(fn=load, arguments=names, is_async=is_async, name=label)
-
-
-def _injected(fn: Callable[..., Any]) -> frozenset[str]:
-    """The parameters of ``fn`` the server injects (a ``Context``, a dependency).
-
-    As far as can be told at decoration time; the guard denies a call whose
-    loader still names one it finds out about later.
-    """
-    try:
-        from fastmcp.server.context import Context
-        from fastmcp.utilities.types import is_class_member_of_type
-        from uncalled_for import Dependency
-    except ImportError:
-        return frozenset()
-    try:
-        hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception:
-        # Unresolvable annotations (forward references): checked when it runs.
-        hints = {}
-    names = set()
-    for name, parameter in inspect.signature(fn).parameters.items():
-        annotation = hints.get(name, parameter.annotation)
-        metadata = typing.get_args(annotation)[1:] if hasattr(annotation, "__metadata__") else ()
-        if (
-            isinstance(parameter.default, Dependency)
-            or any(isinstance(item, Dependency) for item in metadata)
-            or is_class_member_of_type(annotation, Context)
-        ):
-            names.add(name)
-    return frozenset(names)
-
-
-def _check_argument(fn: Callable[..., Any], name: str, usage: str) -> None:
-    """Fail at decoration time when ``fn`` has no argument called ``name``.
-
-    An argument a dependency of ``fn`` owns through ``CallArgument()`` counts:
-    FastMCP makes it part of the component's input.
-    """
-    qualname = _qualname(fn)
-    try:
-        parameters = inspect.signature(fn).parameters
-    except (TypeError, ValueError) as exc:
-        raise DecoratorError(
-            f"{qualname}: {usage} needs a function whose signature can be read",
-            function=qualname,
-        ) from exc
-    if name in parameters and parameters[name].kind not in (
-        inspect.Parameter.VAR_POSITIONAL,
-        inspect.Parameter.VAR_KEYWORD,
-    ):
-        return
-    owned = call_argument_names(fn)
-    if name in owned:
-        return
-    known = ", ".join([*(p for p in parameters if p not in ("self", "cls")), *owned]) or "none"
-    raise DecoratorError(
-        f"{qualname}: {usage} names no argument of the function (arguments: {known})",
-        function=qualname,
-    )
-
-
-def _qualname(fn: Callable[..., Any]) -> str:
-    module = getattr(fn, "__module__", None) or "?"
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-    return f"{module}.{name}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastmcp.exceptions import AuthorizationError, to_mcp_error
 from mcp import MCPError
 
@@ -16,6 +18,7 @@ __all__ = [
     "MalformedRequest",
     "PermitGuardError",
     "PolicyFileError",
+    "PolicyFileNotFound",
     "ServerLoadError",
     "UnknownComponent",
     "on_wire",
@@ -62,6 +65,24 @@ class PolicyFileError(PermitGuardError, ValueError):
         super().__init__(f"invalid policy {source}:\n{listing}")
         self.source = source
         self.problems = problems
+
+
+class PolicyFileNotFound(PolicyFileError):
+    """A policy or data file that does not exist, named by its absolute path.
+
+    Not "invalid policy": nothing was read, and the path a relative name was
+    looked for at shows which working directory it was taken from.
+
+    Attributes:
+        path: The absolute path that was looked for.
+    """
+
+    def __init__(self, source: str, *, what: str = "a policy file") -> None:
+        path = os.path.abspath(source)
+        super().__init__(source, [f"file not found: {path}"])
+        noun = what.removeprefix("an ").removeprefix("a ")
+        self.args = (f"{noun} not found: {path}",)
+        self.path = path
 
 
 class DirectoryError(PermitGuardError, ValueError):

@@ -2,16 +2,24 @@
 
 Read once, when the middleware is constructed — never at import — and turned
 into plain constructor values. Keywords win over the environment, which wins
-over the defaults.
+over the defaults. A misspelled keyword is an error; a misspelled variable is
+a warning (both suggest the setting they resemble).
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import logging
+import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from permit_guard.exceptions import ConfigurationError
@@ -25,6 +33,19 @@ __all__ = [
 ]
 
 ENV_PREFIX = "PERMIT_MCP_"
+
+logger = logging.getLogger("permit_guard.settings")
+
+#: How each list setting is written in JSON, for the hint when a value is not JSON.
+_LIST_EXAMPLES: Mapping[str, str] = {
+    "known_methods": '["tools/list", "tools/call"]',
+    "bypassed_methods": '["initialize", "ping"]',
+    "jwt_algorithms": '["RS256"]',
+    "user_attribute_claims": '["department", "email"]',
+}
+
+#: What a boolean setting accepts (pydantic's lax booleans, any case).
+_BOOLEANS = "true or false (also 1/0, yes/no, on/off)"
 
 #: permit-fastmcp's documented list, plus ``resources/templates/list``, which newer
 #: clients send and which would otherwise be refused as unknown, and
@@ -75,6 +96,12 @@ class GuardSettings(BaseSettings):
     enforce: bool = True
     enable_audit_logging: bool = True
     audit_argument_values: bool = False
+    audit_hidden_names: bool = False
+    decision_log_file: Path | None = None
+    decision_log_max_bytes: int = Field(default=0, ge=0)
+    decision_log_backups: int = Field(default=5, ge=0, le=1000)
+    otel_decisions: Literal["span", "event", "off"] = "span"
+    otel_metrics: bool = True
     identity_mode: Literal["fixed", "header", "jwt", "token", "source"] = "fixed"
     identity_fixed_value: str = Field(default="client", min_length=1)
     identity_header: str = Field(default="Authorization", min_length=1)
@@ -99,6 +126,8 @@ class GuardSettings(BaseSettings):
     permit_api_key: SecretStr = SecretStr("")
     pdp_timeout: float = Field(default=5.0, gt=0, le=300)
     pdp_bulk_chunk_size: int = Field(default=10_000, ge=1)
+    authzen_url: str = ""
+    authzen_token: SecretStr = SecretStr("")
     cache_ttl: float = Field(default=0.0, ge=0)
     cache_max_size: int = Field(default=10_000, ge=1)
     attribute_loader_timeout: float = Field(default=3.0, gt=0, le=300)
@@ -115,18 +144,27 @@ class GuardSettings(BaseSettings):
 def load_settings(**overrides: Any) -> GuardSettings:
     """Settings from keywords over environment over defaults.
 
+    A ``PERMIT_MCP_*`` variable (or ``.env`` entry) that names no setting is
+    logged as a warning on the ``permit_guard.settings`` logger, with the
+    setting it resembles.
+
     Args:
         **overrides: Field values; ``None`` means "not given".
 
     Raises:
         ConfigurationError: Naming each variable whose value is malformed, or
-            an unknown keyword.
+            an unknown keyword (with the setting it resembles).
     """
     given = {name: value for name, value in overrides.items() if value is not None}
     unknown = sorted(set(given) - set(GuardSettings.model_fields))
     if unknown:
-        known = ", ".join(sorted(GuardSettings.model_fields))
-        raise ConfigurationError(f"unknown setting(s) {', '.join(unknown)}; known: {known}")
+        # A keyword is code: a typo there is an error, not a setting silently left out.
+        fields = GuardSettings.model_fields
+        known = ", ".join(sorted(fields))
+        named = ", ".join(name + _did_you_mean(name, fields) for name in unknown)
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigurationError(f"unknown setting{plural} {named}; known: {known}")
+    _warn_unknown_variables()
     try:
         return GuardSettings(**given)
     except ValidationError as exc:
@@ -134,7 +172,7 @@ def load_settings(**overrides: Any) -> GuardSettings:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             source = "keyword" if field in given else f"{ENV_PREFIX}{field.upper()}"
-            problems.append(f"{source} ({field}): {error['msg']}")
+            problems.append(f"{source} ({field}): {_problem(error)}")
         raise ConfigurationError("invalid settings: " + "; ".join(problems)) from exc
     except SettingsError as exc:
         # Raised for environment values that are not valid JSON (list settings).
@@ -142,8 +180,70 @@ def load_settings(**overrides: Any) -> GuardSettings:
         field = match.group(1) if match else "?"
         raise ConfigurationError(
             f"invalid settings: {ENV_PREFIX}{field.upper()} ({field}): not valid JSON "
-            f'(lists are written like \'["initialize", "ping"]\')'
+            f"(write the list as JSON, e.g. '{_list_example(field)}')"
         ) from exc
+
+
+def _problem(error: ErrorDetails) -> str:
+    """What is wrong with one value; a boolean's says what it accepts."""
+    if error["type"] in ("bool_parsing", "bool_type"):
+        return f"{error['input']!r} is not a boolean; use {_BOOLEANS}"
+    return error["msg"]
+
+
+def _list_example(field: str) -> str:
+    """A JSON example of the list setting ``field``: its own, else from its default."""
+    if field in _LIST_EXAMPLES:
+        return _LIST_EXAMPLES[field]
+    info = GuardSettings.model_fields.get(field)
+    default = info.get_default(call_default_factory=True) if info is not None else None
+    if isinstance(default, list) and default and all(isinstance(v, str) for v in default):
+        return json.dumps(default[:2])
+    return '["a", "b"]'
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the known name ``name`` resembles, else nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _warn_unknown_variables() -> None:
+    """Log a warning for each ``PERMIT_MCP_*`` variable that names no setting.
+
+    A misspelled variable would otherwise be ignored without a word, and the
+    guard run on a default the operator meant to change. Variables of other
+    settings classes whose prefix extends ``PERMIT_MCP_`` are settings too.
+    """
+    found = {name.upper(): "" for name in os.environ}
+    env_file = GuardSettings.model_config.get("env_file")
+    if isinstance(env_file, str) and Path(env_file).is_file():
+        for name in dotenv_values(env_file, encoding="utf-8"):
+            found.setdefault(name.upper(), f" (in {env_file})")
+    known = _known_variables()
+    suffixes = [name.removeprefix(ENV_PREFIX) for name in known]
+    for name, where in sorted(found.items()):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        logger.warning("%s%s names no setting and is ignored%s", name, where, hint)
+
+
+def _known_variables() -> frozenset[str]:
+    """Every ``PERMIT_MCP_*`` name a settings class reads (GuardSettings', and any other's)."""
+    names: set[str] = set()
+    classes: list[type[BaseSettings]] = [BaseSettings]
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        prefix = str(cls.model_config.get("env_prefix") or "").upper()
+        for field, info in cls.model_fields.items():
+            names.add(prefix + field.upper())
+            alias = info.validation_alias or info.alias
+            choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+            names.update(choice.upper() for choice in choices if isinstance(choice, str))
+    return frozenset(name for name in names if name.startswith(ENV_PREFIX))
 
 
 def settings_for(settings: GuardSettings | None, **keywords: Any) -> GuardSettings:

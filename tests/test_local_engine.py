@@ -751,7 +751,7 @@ def test_invalid_file_names_the_file(
 def test_missing_file_names_the_file(tmp_path: Path) -> None:
     """A file that does not exist is a PolicyFileError naming it, not a raw OSError."""
     path = tmp_path / "absent.yaml"
-    with pytest.raises(PolicyFileError, match="cannot read the file") as caught:
+    with pytest.raises(PolicyFileError, match="policy file not found") as caught:
         LocalPolicyEngine.from_file(path)
     assert caught.value.source == str(path)
     assert isinstance(caught.value.__cause__, OSError)

@@ -142,7 +142,7 @@ def test_a_deleted_file_keeps_the_policy_until_it_is_back(
     path.unlink()
     assert eventually(lambda: bool(reload_events(caplog)))
     assert reload_events(caplog)[0]["outcome"] == "refused"
-    assert "cannot read the file" in reload_events(caplog)[0]["problems"][0]
+    assert "file not found" in reload_events(caplog)[0]["problems"][0]
     assert engine.decide(asks("alice", "greet")).allowed is True
     write(path, policy(["refund"]))
     assert eventually(lambda: engine.decide(asks("alice", "refund")).allowed)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +22,7 @@ import typer
 from permit_guard.cli.check_command import check_command
 from permit_guard.cli.export import export_text
 from permit_guard.cli.inventory import inventory
-from permit_guard.cli.lint import lint
-from permit_guard.cli.load import policy_file_of, shown
+from permit_guard.cli.lint_command import lint_command
 from permit_guard.cli.matrix_command import matrix_command
 from permit_guard.cli.options import (
     DefaultDenyOption,
@@ -39,8 +37,6 @@ from permit_guard.cli.render import (
     cells,
     component_json,
     components_table,
-    fail,
-    print_findings,
     print_json,
     say,
     settings_json,
@@ -50,9 +46,6 @@ from permit_guard.cli.render import (
 )
 from permit_guard.cli.replay import replay_command
 from permit_guard.cli.suite_command import test_command
-from permit_guard.engines.local.loading import LoadedPolicy
-from permit_guard.engines.local.reading import read_policy_file
-from permit_guard.exceptions import PolicyFileError
 
 __all__ = ["app", "main", "policy_app"]
 
@@ -163,83 +156,7 @@ app.command("replay")(replay_command)
 # -- lint ------------------------------------------------------------------------------------------
 
 
-@app.command("lint")
-def _lint(
-    server: ServerArgument,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy",
-            metavar="FILE",
-            help="The policy to lint against (default: the server's local policy file, else "
-            "PERMIT_MCP_POLICY_FILE).",
-            show_default=False,
-        ),
-    ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            metavar="FILE",
-            help="A data file whose users, instances and tuples replace the policy's own.",
-            show_default=False,
-        ),
-    ] = None,
-    default_deny: DefaultDenyOption = None,
-    server_name: ServerNameOption = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit with 1 on warnings too.")] = False,
-    json_output: JsonOption = False,
-) -> None:
-    """Find what would go wrong: usable as a CI gate.
-
-    Undecorated components (an error under default deny, a warning otherwise);
-    components no role, user set or resource role can ever reach, because the
-    policy grants their resource type and action to nobody (errors); list
-    methods whose gate nobody is granted (warnings); grants in the policy that
-    name a resource type or action the server never asks for (dead grants,
-    warnings); roles that no assignment in the policy or derivation grants
-    (ungrantable roles, warnings: only runtime assignments can); and every
-    problem of a policy file that does not load (errors). Exit code 1 when it
-    finds an error (with --strict, any finding).
-    """
-    loaded, settings, _ = load(server, server_name, default_deny)
-    found = run(inventory(loaded, settings))
-    found_file = policy_file_of(loaded, settings)
-    source = str(policy) if policy is not None else found_file and shown(found_file)
-    if data is not None and source is None:
-        fail("--data FILE goes with a policy: give --policy FILE")
-    parsed: LoadedPolicy | None = None
-    problems: Sequence[str] = ()
-    if source is not None:
-        try:
-            parsed = read_policy_file(source, data=data)
-        except PolicyFileError as exc:
-            problems = exc.problems
-        if data is not None:
-            source = f"{source} + {data}"
-    findings = lint(
-        found,
-        policy=parsed.policy if parsed else None,
-        policy_problems=problems,
-        policy_source=source,
-    )
-    errors = sum(f.severity == "error" for f in findings)
-    warnings = len(findings) - errors
-    if json_output:
-        print_json(
-            {
-                "server": found.server_name,
-                "policy": source,
-                "default_deny": settings.default_deny,
-                "findings": [f.to_json() for f in findings],
-                "errors": errors,
-                "warnings": warnings,
-            }
-        )
-    else:
-        print_findings(found, source, findings, errors, warnings)
-    failed = errors > 0 or (strict and warnings > 0)
-    raise typer.Exit(1 if failed else 0)
+app.command("lint")(lint_command)
 
 
 # -- export ----------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from fastmcp import FastMCP
+from fastmcp.prompts.base import Prompt
+from fastmcp.tools.base import Tool
 
 from permit_guard.caller import known
 from permit_guard.components.lookup import (
@@ -57,7 +59,7 @@ from permit_guard.settings import GuardSettings
 from permit_guard.spec import GuardSpec
 from permit_guard.verdict import Verdict
 
-__all__ = ["check", "guard_spec", "require_component"]
+__all__ = ["check", "guard_spec", "require_arguments", "require_component"]
 
 
 async def check(
@@ -160,6 +162,58 @@ async def _with_key(found: Target, arguments: dict[str, Any], key: str) -> dict[
             f"instances; give the key of {noun} {found.name!r} once"
         )
     return {**arguments, argument: key}
+
+
+async def require_arguments(
+    server: FastMCP[Any],
+    kind: Literal["tool", "resource", "prompt"],
+    name: str,
+    arguments: Mapping[str, Any],
+    key: str | None = None,
+) -> None:
+    """Fail clearly when a call or render lacks a required argument its guard spec names.
+
+    The key and tenant arguments, an attribute loader's and those
+    ``@abac_from_args`` selects: without one the guard would deny with a
+    generic reason (no usable key) or decide on an attribute that is not
+    there, and FastMCP would refuse to run the call anyway. A required
+    argument the spec does not name is only passed through, so it may be left
+    out.
+
+    Args:
+        server: The server.
+        kind: ``tool``, ``resource`` (never lacks any: its parameters are its URI) or ``prompt``.
+        name: Tool or prompt name.
+        arguments: The arguments given (``--args``).
+        key: The instance key given (``--key``), which fills in the key argument.
+
+    Raises:
+        ConfigurationError: Naming the component and each missing argument.
+    """
+    found = await target(server, kind, name)
+    component = found.component
+    if isinstance(component, Tool):
+        required = [str(n) for n in component.parameters.get("required", ())]
+    elif isinstance(component, Prompt):
+        required = [a.name for a in component.arguments or () if a.required]
+    else:
+        return
+    spec = await _spec_of(found)
+    if spec is None or spec.is_public:
+        return
+    named = {spec.key_arg, spec.tenant_arg, *(spec.abac_args or ())}
+    named.update(spec.loader.arguments if spec.loader is not None else ())
+    given = set(arguments) | ({spec.key_arg} if key is not None else set())
+    missing = [a for a in required if a in named and a not in given]
+    if not missing:
+        return
+    noun, it = ("argument", "it") if len(missing) == 1 else ("arguments", "them")
+    example = json.dumps(dict.fromkeys(missing, "...")).replace('"..."', "...")
+    by_key = f" (or --key for its key argument {spec.key_arg})" if spec.key_arg in missing else ""
+    raise ConfigurationError(
+        f"{found.kind} {name!r} needs its required {noun} {', '.join(missing)}: give {it} "
+        f"with --args '{example}'{by_key}"
+    )
 
 
 async def require_component(server: FastMCP[Any], kind: str, name: str) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import typer
 from fastmcp import FastMCP
 
-from permit_guard.cli.check import check, guard_spec
+from permit_guard.cli.check import check, guard_spec, require_arguments
 from permit_guard.cli.credentials import principal_from_claims, principal_from_token
 from permit_guard.cli.load import chosen_engine
 from permit_guard.cli.options import (
@@ -278,6 +278,8 @@ async def _check_and_close(
             arguments=arguments,
             key=key,
         )
+        # After check(): a --key that does not fit the component is said first.
+        await require_arguments(server, kind, name, arguments, key)
         spec = await guard_spec(server, kind, name)
         keyed = spec is not None and (spec.key_arg is not None or spec.key_value is not None)
         explanation = None

@@ -25,7 +25,7 @@ from permit_guard.engines.base import PolicyEngine
 from permit_guard.engines.factory import engine_from_settings
 from permit_guard.engines.local import LocalPolicyEngine
 from permit_guard.engines.permit import PermitPDPEngine
-from permit_guard.exceptions import ConfigurationError, ServerLoadError
+from permit_guard.exceptions import ConfigurationError, PolicyFileError, ServerLoadError
 from permit_guard.middleware import PermitMcpMiddleware
 from permit_guard.settings import GuardSettings, load_settings
 
@@ -34,6 +34,7 @@ __all__ = [
     "chosen_engine",
     "guard_settings",
     "load_server",
+    "policy_error_of",
     "policy_file_of",
     "server_guard",
     "shown",
@@ -68,6 +69,22 @@ def load_server(target: str) -> FastMCP[Any]:
         if obj is _MISSING:
             raise ServerLoadError(f"{location} has no variable {variable!r}{_servers_in(module)}")
         return _as_server(obj, f"{location}:{variable}")
+
+
+def policy_error_of(error: BaseException) -> PolicyFileError | None:
+    """The policy error that made loading a server fail, if that is why it failed.
+
+    A server whose middleware loads a broken policy fails while it is imported;
+    ``lint`` reports that policy's problems rather than the import error.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:  # a cycle of causes ends the walk
+        if isinstance(cause, PolicyFileError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _split_target(target: str) -> tuple[str, str]:

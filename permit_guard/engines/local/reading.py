@@ -33,11 +33,12 @@ from permit_guard.engines.local.bounds import (
 from permit_guard.engines.local.facts import Facts
 from permit_guard.engines.local.loading import LoadedPolicy, load_policy
 from permit_guard.engines.local.policy import Policy
-from permit_guard.exceptions import PolicyFileError
+from permit_guard.exceptions import PolicyFileError, PolicyFileNotFound
 
 __all__ = [
     "DATA_SECTIONS",
     "SUFFIXES",
+    "PolicyFileNotFound",
     "data_document",
     "policy_document",
     "read_document",
@@ -131,6 +132,7 @@ def read_document(
     for a policy, :data:`~.bounds.MAX_DATA_FILE_BYTES` for a data file).
 
     Raises:
+        PolicyFileNotFound: For a file that does not exist.
         PolicyFileError: For an unsupported extension, an unreadable or empty
             file, a syntax error, a repeated key or a file beyond the bounds.
     """
@@ -138,6 +140,8 @@ def read_document(
     suffix = _suffix(source)
     try:
         raw = read_capped(source, limit, what=what)
+    except FileNotFoundError as exc:
+        raise PolicyFileNotFound(source, what=what) from exc
     except OSError as exc:
         raise PolicyFileError(source, [f"cannot read the file: {exc.strerror or exc}"]) from exc
     try:
