@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from permit_guard.asking import ask_many, ask_one
-from permit_guard.audit import Auditor, AuditSink
+from permit_guard.audit import Auditor, AuditSink, ListRequest
 from permit_guard.caller import Identify
 from permit_guard.components.lookup import Target
 from permit_guard.exceptions import InvalidArguments
@@ -190,7 +190,7 @@ class Guard:
                 decision answers another request (a completion).
         """
         started = time.perf_counter()
-        event = audited_as or method
+        event = ListRequest(audited_as or method, targets)
         plans = [await self.planner.plan(method, target) for target in targets]
         public = tuple(plan.why == "public" for plan in plans)
         principal = await identify()
@@ -367,7 +367,7 @@ class Guard:
 
     def _listed(
         self,
-        method: str,
+        event: ListRequest,
         principal: Principal | None,
         allowed: tuple[bool, ...],
         reason: str,
@@ -379,17 +379,7 @@ class Guard:
         decisions: tuple[Decision | None, ...] = (),
         error: str | None = None,
     ) -> ListVerdict:
-        listed = sum(allowed)
-        self.audit.listing(
-            method=method,
-            principal=principal,
-            listed=listed,
-            hidden=len(allowed) - listed,
-            reason=reason,
-            started=started,
-            no_credentials=why == "no-credentials",
-        )
-        return ListVerdict(
+        verdict = ListVerdict(
             allowed=allowed,
             reason=reason,
             why=why,
@@ -399,3 +389,5 @@ class Guard:
             decisions=decisions or (None,) * len(allowed),
             error=error,
         )
+        self.audit.listing(event, verdict, started)
+        return verdict

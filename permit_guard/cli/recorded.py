@@ -4,8 +4,11 @@ The log is what :class:`~permit_guard.audit.LoggingSink` writes to the
 ``permit_guard.audit`` logger: one JSON event per line. A line may carry a
 logging prefix before the event (``WARNING:permit_guard.audit:{...}``, as
 ``logging.basicConfig`` writes it); the event is the JSON object from the
-line's first ``{`` to its end. Blank lines are skipped; any other line is an
-error naming the file and the line.
+line's first ``{`` to its end. A line may also be a decision-log entry, as
+:class:`~permit_guard.decision_log.DecisionLogSink` writes it (told by its
+``decision_id``); its request counts only when nothing of it was masked or
+erased (recorded with argument values on). Blank lines are skipped; any other
+line is an error naming the file and the line.
 
 Example::
 
@@ -132,6 +135,8 @@ class _NotAnEvent(ValueError):
 def _recorded(number: int, data: object) -> Recorded:
     if not isinstance(data, Mapping):
         raise _NotAnEvent("not an audit event (a JSON object)")
+    if "decision_id" in data:
+        return _logged(number, data)
     missing = [name for name in ("allowed", "method", "reason", "engine") if name not in data]
     if missing:
         raise _NotAnEvent(f"not an audit event: no {', '.join(missing)}")
@@ -150,6 +155,35 @@ def _recorded(number: int, data: object) -> Recorded:
         engine=_text(data, "engine"),
         listing=listing,
         request=None if request is None else AuthzRequest.from_pdp_json(request),
+    )
+
+
+def _logged(number: int, data: Mapping[str, Any]) -> Recorded:
+    """A decision-log entry (:func:`~permit_guard.decision_log.decision_record`) read back."""
+    missing = [name for name in ("input", "result", "reason", "engine") if name not in data]
+    if missing:
+        raise _NotAnEvent(f"not a decision-log entry: no {', '.join(missing)}")
+    given, result = data["input"], data["result"]
+    if not isinstance(given, Mapping) or not isinstance(result, Mapping):
+        raise _NotAnEvent("not a decision-log entry: input and result must be JSON objects")
+    if "method" not in given:
+        raise _NotAnEvent("not a decision-log entry: no input.method")
+    if not isinstance(result.get("allowed"), bool):
+        raise _NotAnEvent(f"result.allowed must be true or false, not {result.get('allowed')!r}")
+    request = given.get("request")
+    # A masked or erased request is not the one the engine was asked: not replayable.
+    complete = not data.get("masked") and not data.get("erased")
+    return Recorded(
+        line=number,
+        method=_text(given, "method"),
+        component=_optional(given, "component"),
+        user=_optional(given, "user"),
+        tenant=_optional(given, "tenant"),
+        allowed=result["allowed"],
+        reason=_text(data, "reason", empty=True),
+        engine=_text(data, "engine"),
+        listing=result.get("listed") is not None or result.get("hidden") is not None,
+        request=AuthzRequest.from_pdp_json(request) if request is not None and complete else None,
     )
 
 
