@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from permit_guard.engines.authzen import AuthZENEngine
 from permit_guard.engines.base import PolicyEngine
 from permit_guard.engines.cache import CachedEngine
 from permit_guard.engines.local import LocalPolicyEngine
@@ -29,22 +30,28 @@ def engine_from_settings(
     permit_client: Any = None,
     file_given: bool = False,
     key_given: bool = False,
+    authzen_given: bool = False,
 ) -> PolicyEngine:
     """The engine the arguments and settings name; exactly one must be named.
 
     An explicit engine or client wins; otherwise a keyword choice wins over the
-    environment's, and two choices at the same level are an error. With
-    ``settings.cache_ttl > 0`` the engine is wrapped in a :class:`CachedEngine`.
+    environment's, and two choices at the same level are an error. The
+    choices: a policy file (:class:`LocalPolicyEngine`), a Permit.io API key
+    (:class:`PermitPDPEngine`), an AuthZEN PDP URL (:class:`AuthZENEngine`).
+    With ``settings.cache_ttl > 0`` the engine is wrapped in a
+    :class:`CachedEngine`.
 
     Args:
         settings: The guard's settings (``policy_file``, ``permit_api_key``,
-            ``permit_pdp_url``, ``pdp_timeout``, ``pdp_bulk_chunk_size``,
-            ``cache_ttl``, ``cache_max_size``).
+            ``permit_pdp_url``, ``authzen_url``, ``authzen_token``,
+            ``pdp_timeout``, ``pdp_bulk_chunk_size``, ``cache_ttl``,
+            ``cache_max_size``).
         engine: An engine given explicitly.
         permit_client: A ``permit.Permit`` client given explicitly.
         file_given: Whether ``policy_file`` was given as a keyword (not read
             from the environment).
         key_given: Whether ``permit_api_key`` was given as a keyword.
+        authzen_given: Whether ``authzen_url`` was given as a keyword.
 
     Returns:
         The engine, cached when the settings say so.
@@ -62,6 +69,7 @@ def engine_from_settings(
                 ("permit_client", permit_client is not None),
                 ("policy_file", file_given),
                 ("permit_api_key", key_given),
+                ("authzen_url", authzen_given),
             )
             if given
         ]
@@ -77,38 +85,68 @@ def engine_from_settings(
             )
         )
     else:
-        policy_file = settings.policy_file
-        api_key = settings.permit_api_key.get_secret_value()
-        if file_given != key_given:
-            # A keyword choice wins over the environment's other choice.
-            policy_file, api_key = (policy_file, "") if file_given else (None, api_key)
-        if policy_file is not None and api_key:
-            raise ConfigurationError(
-                "choose one policy engine: both a policy file (PERMIT_MCP_POLICY_FILE) and a "
-                "Permit.io API key (PERMIT_MCP_PERMIT_API_KEY) are set"
-            )
-        if settings.policy_data_file is not None and policy_file is None:
-            raise ConfigurationError(
-                "a policy data file (PERMIT_MCP_POLICY_DATA_FILE) needs a policy file "
-                "(PERMIT_MCP_POLICY_FILE) to check its facts against"
-            )
-        if policy_file is not None:
-            chosen = LocalPolicyEngine.from_file(
-                policy_file, data=settings.policy_data_file, reload=settings.policy_reload
-            )
-        elif api_key:
-            chosen = PermitPDPEngine(
-                settings.permit_pdp_url,
-                api_key,
-                timeout=settings.pdp_timeout,
-                bulk_chunk_size=settings.pdp_bulk_chunk_size,
-            )
-        else:
-            raise ConfigurationError(
-                "no policy engine: pass engine=..., a policy file (policy_file=... or "
-                "PERMIT_MCP_POLICY_FILE) or a Permit.io API key (permit_api_key=... or "
-                "PERMIT_MCP_PERMIT_API_KEY)"
-            )
+        chosen = _from_choices(settings, file_given, key_given, authzen_given)
     if settings.cache_ttl > 0:
         return CachedEngine(chosen, ttl=settings.cache_ttl, max_size=settings.cache_max_size)
     return chosen
+
+
+def _from_choices(
+    settings: GuardSettings, file_given: bool, key_given: bool, authzen_given: bool
+) -> PolicyEngine:
+    policy_file = settings.policy_file
+    api_key = settings.permit_api_key.get_secret_value()
+    authzen_url = settings.authzen_url.strip()
+    if file_given or key_given or authzen_given:
+        # A keyword choice wins over the environment's other choices.
+        policy_file = policy_file if file_given else None
+        api_key = api_key if key_given else ""
+        authzen_url = authzen_url if authzen_given else ""
+    named = [
+        text
+        for text, present in (
+            ("a policy file (PERMIT_MCP_POLICY_FILE)", policy_file is not None),
+            ("a Permit.io API key (PERMIT_MCP_PERMIT_API_KEY)", bool(api_key)),
+            ("an AuthZEN PDP URL (PERMIT_MCP_AUTHZEN_URL)", bool(authzen_url)),
+        )
+        if present
+    ]
+    if len(named) > 1:
+        hint = (
+            "; to ask Permit's PDP over AuthZEN, give its API key as "
+            "PERMIT_MCP_AUTHZEN_TOKEN instead"
+            if api_key and authzen_url
+            else ""
+        )
+        both = "both" if len(named) == 2 else "all"
+        raise ConfigurationError(
+            f"choose one policy engine: {' and '.join(named)} are {both} set{hint}"
+        )
+    if settings.policy_data_file is not None and policy_file is None:
+        raise ConfigurationError(
+            "a policy data file (PERMIT_MCP_POLICY_DATA_FILE) needs a policy file "
+            "(PERMIT_MCP_POLICY_FILE) to check its facts against"
+        )
+    if policy_file is not None:
+        return LocalPolicyEngine.from_file(
+            policy_file, data=settings.policy_data_file, reload=settings.policy_reload
+        )
+    if api_key:
+        return PermitPDPEngine(
+            settings.permit_pdp_url,
+            api_key,
+            timeout=settings.pdp_timeout,
+            bulk_chunk_size=settings.pdp_bulk_chunk_size,
+        )
+    if authzen_url:
+        return AuthZENEngine(
+            authzen_url,
+            token=settings.authzen_token.get_secret_value(),
+            timeout=settings.pdp_timeout,
+            batch_size=settings.pdp_bulk_chunk_size,
+        )
+    raise ConfigurationError(
+        "no policy engine: pass engine=..., a policy file (policy_file=... or "
+        "PERMIT_MCP_POLICY_FILE), a Permit.io API key (permit_api_key=... or "
+        "PERMIT_MCP_PERMIT_API_KEY) or an AuthZEN PDP URL (PERMIT_MCP_AUTHZEN_URL)"
+    )

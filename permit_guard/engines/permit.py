@@ -35,12 +35,12 @@ import asyncio
 import inspect
 import json
 import logging
-import weakref
 from collections.abc import Sequence
 from typing import Any, Self
 
 import aiohttp
 
+from permit_guard.engines._pool import SessionPool, preview, read_json, send
 from permit_guard.exceptions import ConfigurationError, EngineError
 from permit_guard.model import AuthzRequest, Decision
 
@@ -96,15 +96,14 @@ class PermitPDPEngine:
         self.timeout = float(timeout)
         self.bulk_chunk_size = bulk_chunk_size
         self.max_connections = max_connections
-        self._headers = {
-            "Authorization": f"Bearer {api_key.strip()}",
-            "Content-Type": "application/json",
-        }
-        # One session per event loop: a session's connections belong to the
-        # loop that opened it (servers run one loop; test suites often many).
-        self._sessions: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, aiohttp.ClientSession
-        ] = weakref.WeakKeyDictionary()
+        self._pool = SessionPool(
+            headers={
+                "Authorization": f"Bearer {api_key.strip()}",
+                "Content-Type": "application/json",
+            },
+            timeout=self.timeout,
+            max_connections=max_connections,
+        )
         self._sdk: Any = None
 
     @classmethod
@@ -208,63 +207,22 @@ class PermitPDPEngine:
     @property
     def _http(self) -> aiohttp.ClientSession | None:
         """The running loop's session, if it has one (for tests and inspection)."""
-        try:
-            return self._sessions.get(asyncio.get_running_loop())
-        except RuntimeError:
-            return None
-
-    def _client(self) -> aiohttp.ClientSession:
-        """The pooled session of the running event loop, opened on first use."""
-        loop = asyncio.get_running_loop()
-        session = self._sessions.get(loop)
-        if session is None or session.closed:
-            session = aiohttp.ClientSession(
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                trust_env=False,
-            )
-            self._sessions[loop] = session
-        return session
+        return self._pool.current
 
     def _where(self, path: str) -> str:
         return f"PDP at {self.url!r} ({path})"
 
     async def _post(self, path: str, payload: Any) -> Any:
         where = self._where(path)
-        try:
-            body = json.dumps(payload)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise EngineError(f"{where}: the request cannot be sent as JSON: {exc}") from exc
-        try:
-            async with self._client().post(self.url + path, data=body) as response:
-                status = response.status
-                content_type = response.headers.get("Content-Type", "no content type")
-                raw = await response.read()
-        except TimeoutError as exc:
-            raise EngineError(f"{where} did not answer within {self.timeout}s") from exc
-        except aiohttp.ClientError as exc:
-            raise EngineError(f"{where} could not be reached: {type(exc).__name__}: {exc}") from exc
-        if status != 200:
-            raise EngineError(f"{where} answered HTTP {status}{_status_hint(status, raw)}")
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise EngineError(f"{where} answered a body that is not JSON ({content_type})") from exc
+        answer = await send(self._pool, "POST", self.url + path, where=where, payload=payload)
+        if answer.status != 200:
+            hint = _status_hint(answer.status, answer.raw)
+            raise EngineError(f"{where} answered HTTP {answer.status}{hint}")
+        return read_json(answer, where=where)
 
     async def aclose(self) -> None:
         """Close the connection pools: this loop's here, other live loops' on their loop."""
-        current = asyncio.get_running_loop()
-        sessions = list(self._sessions.items())
-        self._sessions.clear()
-        for loop, session in sessions:
-            if session.closed:
-                continue
-            if loop is current:
-                await session.close()
-            elif loop.is_running() and not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(session.close(), loop)
-            # A session of a loop already closed cannot be closed any more.
+        await self._pool.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -351,7 +309,7 @@ def _status_hint(status: int, raw: bytes) -> str:
 def _decision(body: Any, *, where: str) -> Decision:
     """One PDP answer, read strictly: ``allow`` must be a real boolean."""
     if not isinstance(body, dict) or not isinstance(body.get("allow"), bool):
-        raise EngineError(f"{where} answered an unexpected shape: {_preview(body)}")
+        raise EngineError(f"{where} answered an unexpected shape: {preview(body)}")
     allowed: bool = body["allow"]
     reason = body.get("reason")
     text = f"PDP {'allowed' if allowed else 'denied'}"
@@ -363,12 +321,7 @@ def _decision(body: Any, *, where: str) -> Decision:
 def _bulk_decisions(body: Any, *, expected: int, where: str) -> list[Decision]:
     items = body.get("allow") if isinstance(body, dict) else None
     if not isinstance(items, list):
-        raise EngineError(f"{where} answered an unexpected shape: {_preview(body)}")
+        raise EngineError(f"{where} answered an unexpected shape: {preview(body)}")
     if len(items) != expected:
         raise EngineError(f"{where} answered {len(items)} decisions for {expected} checks")
     return [_decision(item, where=where) for item in items]
-
-
-def _preview(body: Any) -> str:
-    text = json.dumps(body, default=str)
-    return text if len(text) <= 120 else text[:117] + "..."

@@ -13,13 +13,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
+from permit_guard.engines.local import LocalPolicyEngine
+from permit_guard.testing._authzen import route as _authzen_route
 from permit_guard.testing._wire import (
     _ABSENT,
+    _ALL_DECISION_PATHS,
     _ALLOWED,
+    _AUTHZEN_PATHS,
     _DECISION_PATHS,
     _HEALTH,
     _INVALID_TOKEN,
     _JSON,
+    _TEXT,
     _default_detail,
     _error,
     _is_json,
@@ -36,6 +41,7 @@ class _PDP(Protocol):
     """What the server needs of :class:`~permit_guard.testing.pdp.LocalPDP`."""
 
     api_key: str
+    engine: LocalPolicyEngine
     _stopping: threading.Event
 
     def _accepted(self, connection: socket.socket) -> None: ...
@@ -147,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
                 parsed = json.loads(raw)
             except ValueError as exc:
                 parsed = _NotJSON(str(exc))
-        if self.command == "POST" and path in _DECISION_PATHS and _is_json(parsed):
+        if self.command == "POST" and path in _ALL_DECISION_PATHS and _is_json(parsed):
             pdp._record_body(parsed)
 
         fault = pdp._take_fault(path)
@@ -163,12 +169,28 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         missing = fault.missing if fault is not None and fault.kind == "short_bulk" else 0
         try:
-            status, payload = self._route(path, parsed, missing)
+            if path in _AUTHZEN_PATHS:
+                reply = _authzen_route(
+                    self.command,
+                    path,
+                    parsed,
+                    headers=self.headers,
+                    api_key=pdp.api_key,
+                    decide=pdp.engine.decide,
+                    missing=missing,
+                )
+            else:
+                status, payload = self._route(path, parsed, missing)
+                reply = (status, json.dumps(payload).encode(), _JSON)
         except Exception as exc:
             # A bug must not pass unseen: answer 500 and keep it for LocalPDP.errors.
             pdp._record_error(exc)
-            status, payload = 500, {"detail": "Internal Server Error"}
-        self._send_json(status, payload)
+            reply = (
+                (500, b"Internal server error", _TEXT)
+                if path in _AUTHZEN_PATHS
+                else (500, b'{"detail": "Internal Server Error"}', _JSON)
+            )
+        self._send(*reply)
 
     def _route(self, path: str, parsed: Any, missing: int) -> tuple[int, Any]:
         method = self.command

@@ -12,7 +12,16 @@ _ALLOWED: Final = "/allowed"
 _BULK: Final = "/allowed/bulk"
 _HEALTH: Final = "/health"
 _DECISION_PATHS: Final = frozenset({_ALLOWED, _BULK})
+# The AuthZEN Authorization API 1.0, as Permit's PDP serves it (permit_guard.testing._authzen).
+_EVALUATION: Final = "/access/v1/evaluation"
+_EVALUATIONS: Final = "/access/v1/evaluations"
+_WELL_KNOWN: Final = "/.well-known/authzen-configuration"
+_AUTHZEN_PATHS: Final = frozenset({_EVALUATION, _EVALUATIONS, _WELL_KNOWN})
+# Where bodies are recorded and faults apply by default; where a short_bulk fault can apply.
+_ALL_DECISION_PATHS: Final = _DECISION_PATHS | {_EVALUATION, _EVALUATIONS}
+_BATCH_PATHS: Final = frozenset({_BULK, _EVALUATIONS})
 _JSON: Final = "application/json"
+_TEXT: Final = "text/plain; charset=utf-8"
 _INVALID_TOKEN: Final = "Invalid PDP token"
 _DEFAULT_DETAILS: Final[Mapping[int, str]] = {
     401: _INVALID_TOKEN,

@@ -14,7 +14,8 @@ from typing import Any, Final, Self
 
 from permit_guard.engines.local import LocalPolicyEngine
 from permit_guard.testing._http import _Server, _shut
-from permit_guard.testing._wire import _BULK, _DECISION_PATHS, _answer, _parse_query
+from permit_guard.testing._wire import _ALL_DECISION_PATHS as _DECISION_PATHS
+from permit_guard.testing._wire import _BATCH_PATHS, _answer, _parse_query
 from permit_guard.testing.faults import Fault, _Armed
 
 __all__ = ["LocalPDP"]
@@ -35,6 +36,10 @@ class LocalPDP:
     answered ``401 {"detail": "Invalid PDP token"}``; a body that is not JSON,
     or not a query, ``422`` with FastAPI's ``{"detail": [{"type", "loc", "msg",
     "input"}, ...]}``; an unknown path ``404 {"detail": "Not Found"}``.
+
+    It serves the AuthZEN Authorization API 1.0 as Permit's PDP does, behind
+    the same key: ``POST /access/v1/evaluation``, ``POST /access/v1/evaluations``
+    and ``GET /.well-known/authzen-configuration`` (see docs/authzen.md).
 
     HTTP/1.1 keep-alive works: a client may send any number of requests over
     one connection. Each connection is served on its own daemon thread, so the
@@ -272,7 +277,10 @@ class LocalPDP:
 
     @property
     def bodies(self) -> list[Any]:
-        """A copy of the JSON bodies received on ``/allowed`` and ``/allowed/bulk``, in order.
+        """A copy of the JSON bodies received on the decision paths, in order.
+
+        The decision paths are ``/allowed``, ``/allowed/bulk``,
+        ``/access/v1/evaluation`` and ``/access/v1/evaluations``.
 
         Every body that parses as JSON is kept, whether or not it was
         authorized, valid or answered.
@@ -320,9 +328,10 @@ class LocalPDP:
             fault: What to do.
             times: How many requests it applies to; None for every one until
                 :meth:`clear_faults`.
-            paths: The paths it applies to; ``/allowed`` and ``/allowed/bulk``
-                when omitted (``/health`` too if named). A ``short_bulk`` fault
-                applies to ``/allowed/bulk`` only.
+            paths: The paths it applies to; the decision paths (see
+                :attr:`bodies`) when omitted (``/health`` or the AuthZEN
+                metadata path too if named). A ``short_bulk`` fault applies
+                to ``/allowed/bulk`` and ``/access/v1/evaluations`` only.
 
         Raises:
             ValueError: If ``times`` is below 1, a path does not start with
@@ -335,7 +344,7 @@ class LocalPDP:
         if bad:
             raise ValueError(f"LocalPDP.inject paths must start with '/': {bad}")
         if fault.kind == "short_bulk":
-            chosen &= {_BULK}
+            chosen &= _BATCH_PATHS
         if not chosen:
             raise ValueError(f"{fault!r} applies to none of the paths {sorted(paths or ())}")
         with self._lock:
