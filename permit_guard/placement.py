@@ -8,14 +8,16 @@ to serve in that order, and says how to fix it; placed after the guard, a cache
 is filtered per caller like any other answer.
 
 The guard also owns the server's pre-dispatch input-schema lookup here (see
-:mod:`permit_guard.headers`), and refuses background tasks a plain
+:mod:`permit_guard.headers`), refuses background tasks a plain
 fastmcp-tasks extension would run unbound to their caller (see
-:mod:`permit_guard.tasks`).
+:mod:`permit_guard.tasks`), and warns once when it reads FastMCP's access
+token on a server that has no auth provider to verify one.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any, Final
 
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
@@ -26,6 +28,7 @@ from mcp_types import INTERNAL_ERROR
 from permit_guard.components.index import count_changes
 from permit_guard.exceptions import AccessDenied, ConfigurationError
 from permit_guard.headers import own_input_schema_lookup, owns_input_schema_lookup
+from permit_guard.identity import TokenIdentity
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
@@ -50,6 +53,9 @@ logger = logging.getLogger("permit_guard")
 
 #: Middleware known to answer requests without calling the next middleware.
 ANSWERING_MIDDLEWARE: Final[tuple[type[Middleware], ...]] = (ResponseCachingMiddleware,)
+
+#: Servers already warned that token identity has no provider (claim runs on every message).
+_WARNED_NO_PROVIDER: weakref.WeakSet[FastMCP[Any]] = weakref.WeakSet()
 
 
 def check_placement(server: FastMCP[Any], guard: Middleware) -> None:
@@ -78,10 +84,27 @@ def claim(server: FastMCP[Any], guard: Middleware) -> None:
         ConfigurationError: When a middleware before the guard could answer for it.
     """
     check_placement(server, guard)
+    _expect_auth_provider(server, guard)
     if not owns_input_schema_lookup(server):
         own_input_schema_lookup(server)
     # Unknown names are then answered from an index, as fast as hidden ones.
     count_changes(getattr(server, "local_provider", None))
+
+
+def _expect_auth_provider(server: FastMCP[Any], guard: Middleware) -> None:
+    """Warn once per server: token identity without an auth provider refuses every caller."""
+    if server.auth is not None or not isinstance(getattr(guard, "identity", None), TokenIdentity):
+        return
+    if server in _WARNED_NO_PROVIDER:
+        return
+    _WARNED_NO_PROVIDER.add(server)
+    logger.warning(
+        "identity_mode='token' reads FastMCP's verified access token, but server %r has no "
+        "auth provider (FastMCP(auth=...)) to verify one: unless it is mounted in a server "
+        "that has one, every caller is refused except for @public components. Give the server "
+        "an auth provider (JWTVerifier, an OAuth provider), or choose another identity mode",
+        server.name,
+    )
 
 
 async def take_over(server: FastMCP[Any], guard: Middleware, planner: Planner) -> None:
