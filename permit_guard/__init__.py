@@ -1,8 +1,16 @@
 """Per-component authorization for FastMCP servers, backed by Permit.io or an embedded engine."""
 
 from permit_guard.audit import AuditSink, DecisionEvent, LoggingSink
+from permit_guard.auth import OptionalAuth
+from permit_guard.decision_log import DecisionLogSink
 from permit_guard.decorators import abac_from_args, public, require_permission
-from permit_guard.engines import CachedEngine, LocalPolicyEngine, PermitPDPEngine, PolicyEngine
+from permit_guard.engines import (
+    AuthZENEngine,
+    CachedEngine,
+    LocalPolicyEngine,
+    PermitPDPEngine,
+    PolicyEngine,
+)
 from permit_guard.exceptions import (
     AccessDenied,
     AuthenticationFailed,
@@ -13,6 +21,7 @@ from permit_guard.exceptions import (
     MalformedRequest,
     PermitGuardError,
     PolicyFileError,
+    PolicyFileNotFound,
 )
 from permit_guard.identity import (
     ClaimMapping,
@@ -27,10 +36,12 @@ from permit_guard.middleware import PermitMcpMiddleware, create_permit_middlewar
 from permit_guard.model import AuthzRequest, Decision, Principal, Resource
 from permit_guard.settings import GuardSettings
 from permit_guard.spec import GuardSpec, fixed
+from permit_guard.telemetry import Telemetry
 
 __all__ = [
     "AccessDenied",
     "AuditSink",
+    "AuthZENEngine",
     "AuthenticationFailed",
     "AuthzRequest",
     "CachedEngine",
@@ -38,6 +49,7 @@ __all__ = [
     "ConfigurationError",
     "Decision",
     "DecisionEvent",
+    "DecisionLogSink",
     "DecoratorError",
     "DirectoryError",
     "EngineError",
@@ -50,14 +62,17 @@ __all__ = [
     "LocalPolicyEngine",
     "LoggingSink",
     "MalformedRequest",
+    "OptionalAuth",
     "PermitGuardError",
     "PermitMcpMiddleware",
     "PermitPDPEngine",
     "PolicyEngine",
     "PolicyFileError",
+    "PolicyFileNotFound",
     "Principal",
     "Resource",
     "SourceIdentity",
+    "Telemetry",
     "TokenIdentity",
     "abac_from_args",
     "create_permit_middleware",

@@ -29,7 +29,7 @@ from fastmcp.server.lifespan import Lifespan, lifespan
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import Tool, ToolResult
 
-from permit_guard.audit import AuditSink, LoggingSink
+from permit_guard.audit import AuditSink
 from permit_guard.caller import Identify, acting_as, current_principal, from_hook, identify
 from permit_guard.completion import complete
 from permit_guard.components.lookup import (
@@ -46,7 +46,7 @@ from permit_guard.engines.factory import engine_from_settings
 from permit_guard.exceptions import AuthenticationFailed
 from permit_guard.guard import Guard
 from permit_guard.headers import check_mcp_param_headers
-from permit_guard.identity import IdentityExtractor, identity_from_settings
+from permit_guard.identity.factory import IdentityExtractor, identity_for
 from permit_guard.mapping import MappingConfig
 from permit_guard.methods import LIST_METHOD_KINDS, REFERENCE_METHODS, TYPED_METHODS
 from permit_guard.model import Principal
@@ -58,6 +58,7 @@ from permit_guard.placement import (
     tasks_bound,
 )
 from permit_guard.settings import GuardSettings, settings_for
+from permit_guard.telemetry import Telemetry
 
 __all__ = [
     "AuthenticationFailed",
@@ -94,10 +95,9 @@ class PermitMcpMiddleware(Middleware):
     :class:`~permit_guard.settings.GuardSettings`.
 
     Args:
-        engine: The policy engine. Default: chosen from the settings — a
-            :class:`LocalPolicyEngine` on ``policy_file``, or a
-            :class:`PermitPDPEngine` when ``permit_api_key`` is set (one of the
-            two, not both).
+        engine: The policy engine. Default: from the settings, exactly one of a
+            :class:`LocalPolicyEngine` on ``policy_file``, a :class:`PermitPDPEngine`
+            on ``permit_api_key``, an :class:`AuthZENEngine` on ``authzen_url``.
         policy_file: A local policy file (YAML or JSON) for the embedded engine.
         permit_client: An async ``permit.Permit`` client to check through.
         permit_pdp_url: The PDP's URL (default ``http://localhost:7766``).
@@ -109,19 +109,17 @@ class PermitMcpMiddleware(Middleware):
             policy denies instead of refusing it (:mod:`permit_guard.enforcement`).
         identity: Who is calling: a callable ``(context) -> Principal | None``.
             Default: from ``identity_mode`` (``fixed`` user ``client``).
-        audit_sink: Where decision events go. Default: the
-            ``permit_guard.audit`` logger.
+        audit_sink: Where decision events go. Default: a :class:`DecisionLogSink`
+            on ``decision_log_file``, else the ``permit_guard.audit`` logger.
+        telemetry: OpenTelemetry spans and metrics (default: from the settings).
         enable_audit_logging: ``False`` silences audit events.
         bypass_methods: Method patterns let through without the method-level
             check (``*`` stays within one ``/`` segment). An empty list means
             no bypass. Never skips a component check.
-        settings: A complete :class:`GuardSettings`, instead of reading the
-            environment.
-        **options: Any other :class:`GuardSettings` field
-            (``mcp_server_name``, ``resource_prefix``, ``action_prefix``,
-            ``prefix_resource_with_server_name``, ``known_methods``,
-            ``identity_mode``, ``identity_fixed_value``, ``identity_header``,
-            ``tool_argument_prefix``, ``audit_argument_values``).
+        settings: A complete :class:`GuardSettings`, instead of reading the environment.
+        **options: Any other :class:`GuardSettings` field (``mcp_server_name``,
+            ``known_methods``, ``identity_mode``, ``audit_argument_values``...;
+            all are listed in ``docs/guide.md``).
 
     Raises:
         ConfigurationError: On settings that cannot work, at construction.
@@ -140,6 +138,7 @@ class PermitMcpMiddleware(Middleware):
         enforce: bool | None = None,
         identity: IdentityExtractor | None = None,
         audit_sink: AuditSink | None = None,
+        telemetry: Telemetry | None = None,
         enable_audit_logging: bool | None = None,
         bypass_methods: Sequence[str] | None = None,
         settings: GuardSettings | None = None,
@@ -164,16 +163,16 @@ class PermitMcpMiddleware(Middleware):
             permit_client=permit_client,
             file_given=policy_file is not None,
             key_given=permit_api_key is not None,
+            authzen_given=options.get("authzen_url") is not None,
         )
-        self.identity: IdentityExtractor = identity or identity_from_settings(settings)
+        self.identity: IdentityExtractor = identity_for(identity, settings)
         hooked = (
             type(self)._extract_principal_info is not PermitMcpMiddleware._extract_principal_info
         )
         self._extractor = from_hook(self._extract_principal_info) if hooked else self.identity
         #: The decision core every hook asks.
-        self.guard = Guard.from_settings(
-            settings, engine=self.engine, audit_sink=audit_sink or LoggingSink()
-        )
+        self.guard = Guard.from_settings(settings, engine=self.engine)
+        self.guard.audit.configure(settings, sink=audit_sink, telemetry=telemetry)
         #: Where every verdict takes effect (refused, or logged in shadow mode).
         self.enforcement = Enforcement(self.guard)
 
