@@ -111,15 +111,19 @@ def runs() -> dict[Command, Run]:
 
 QUICKSTART_TABLE = """\
 Server 'billing': settings from the server's PermitMcpMiddleware, server name 'mcp_server', default deny on
-kind       name                     guard          resource type          action   key              tenant   argument attributes
-─────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────
-tool       greet                    decorated      mcp_server             greet    -                caller   arg_name
-tool       refund                   decorated      mcp_server             refund   -                caller   arg_amount, arg_currency
-tool       delete_invoice           decorated      invoice                delete   arg:invoice_id   caller   arg_invoice_id
-tool       health                   public         -                      -        -                -        -
-tool       debug_dump               default-deny   -                      -        -                -        -
-resource   data://reports/summary   decorated      mcp_server_resources   read     uri              caller   -
-prompt     summarize                decorated      mcp_server_prompts     read     name             caller   arg_topic
+                                                                                    argument
+kind      name             guard         checked as                 key             attributes
+──────────────────────────────────────────────────────────────────────────────────────────────────
+tool      greet            decorated     mcp_server:greet           -               arg_name
+tool      refund           decorated     mcp_server:refund          -               arg_amount,
+                                                                                    arg_currency
+tool      delete_invoice   decorated     invoice:delete             arg:invoice_id  arg_invoice_id
+tool      health           public        -                          -               -
+tool      debug_dump       default-deny  -                          -               -
+resource  data://reports/  decorated     mcp_server_resources:read  uri             -
+          summary
+prompt    summarize        decorated     mcp_server_prompts:read    name            arg_topic
+tenant: the caller's, in every request
 
 list method                resource type          action   checked
 ──────────────────────────────────────────────────────────────────

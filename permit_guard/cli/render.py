@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from permit_guard.cli.fit import Column, fit_table
 from permit_guard.cli.inventory import ComponentInfo, Inventory
 from permit_guard.cli.lint import Finding
 from permit_guard.explanation import Explanation
@@ -25,11 +26,13 @@ from permit_guard.settings import GuardSettings
 from permit_guard.verdict import Verdict
 
 __all__ = [
+    "INSPECT_WIDTH",
     "TABLE_WIDTH",
     "cells",
     "component_json",
     "components_table",
     "fail",
+    "inspect_width",
     "plural",
     "print_check",
     "print_findings",
@@ -43,6 +46,9 @@ __all__ = [
 
 #: Width of tables when stdout is not a terminal, so output does not depend on it.
 TABLE_WIDTH = 160
+
+#: The widest inspect's component table gets: it stays readable in a 100-column terminal.
+INSPECT_WIDTH = 100
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -109,33 +115,64 @@ def settings_json(settings: GuardSettings, origin: str) -> dict[str, Any]:
     }
 
 
-def components_table(found: Inventory) -> Table:
-    grid = table(
-        "kind",
-        "name",
-        "guard",
-        "resource type",
-        "action",
-        "key",
-        "tenant",
-        "argument attributes",
-        wrap=("argument attributes",),
+def inspect_width() -> int:
+    """How wide ``inspect`` draws its component table: 100 columns, or the terminal's if less.
+
+    The same at any width of at least 100, terminal or not, so what a user
+    pastes is what a 100-column terminal shows.
+    """
+    if sys.stdout.isatty():
+        return min(INSPECT_WIDTH, Console().width)
+    return INSPECT_WIDTH
+
+
+def components_table(found: Inventory, *, width: int | None = None) -> Table:
+    """Every component as ``inspect`` prints it, fitted to ``width`` (default: inspect_width()).
+
+    ``key`` and ``tenant`` columns that would say the same for every row
+    (no key; the caller's tenant) are left out, and the caption says so.
+    """
+    rows = [
+        {
+            "kind": row.kind,
+            "name": f"{row.name} (v{row.version})" if row.version else row.name,
+            "guard": row.guard,
+            "checked as": (
+                f"{row.request.resource.type}:{row.request.action}" if row.request else "-"
+            ),
+            "key": row.key.label() if row.key else "-",
+            "tenant": row.tenant.label() if row.tenant else "-",
+            "argument attributes": ", ".join(a.name for a in row.argument_attributes) or "-",
+        }
+        for row in found.components
+    ]
+    columns = [
+        Column(header="kind"),
+        Column(header="name", shrink=2),
+        Column(header="guard"),
+        Column(header="checked as", shrink=2),
+        Column(header="key", shrink=3),
+        Column(header="tenant", shrink=3),
+        # A list of names: it gives way first, and wraps between names only.
+        Column(header="argument attributes", shrink=1, seams=(" ,",)),
+    ]
+    # A column that says the same on every row says it once, below the table.
+    same = {
+        "key": "key: none" if all(row["key"] == "-" for row in rows) else "",
+        "tenant": "tenant: the caller's"
+        if all(row["tenant"] in ("caller", "-") for row in rows)
+        else "",
+    }
+    said = [text for text in same.values() if text and rows]
+    columns = [column for column in columns if not (rows and same.get(column.header))]
+    grid = fit_table(
+        columns,
+        [[row[column.header] for column in columns] for row in rows],
+        width=inspect_width() if width is None else width,
     )
-    for row in found.components:
-        request = row.request
-        name = f"{row.name} (v{row.version})" if row.version else row.name
-        grid.add_row(
-            *cells(
-                row.kind,
-                name,
-                row.guard,
-                request.resource.type if request else "-",
-                request.action if request else "-",
-                row.key.label() if row.key else "-",
-                row.tenant.label() if row.tenant else "-",
-                ", ".join(a.name for a in row.argument_attributes) or "-",
-            )
-        )
+    if said:
+        grid.caption = Text(f"{', '.join(said)}, in every request")
+        grid.caption_justify = "left"
     return grid
 
 
