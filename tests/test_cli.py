@@ -125,12 +125,12 @@ resource  data://reports/  decorated     mcp_server_resources:read  uri         
 prompt    summarize        decorated     mcp_server_prompts:read    name            arg_topic
 tenant: the caller's, in every request
 
-list method                resource type          action   checked
-──────────────────────────────────────────────────────────────────
-tools/list                 mcp_server_tools       list     yes
-resources/list             mcp_server_resources   list     yes
-resources/templates/list   mcp_server_resources   list     yes
-prompts/list               mcp_server_prompts     list     yes
+list method               resource type         action  checked
+───────────────────────────────────────────────────────────────
+tools/list                mcp_server_tools      list    yes
+resources/list            mcp_server_resources  list    yes
+resources/templates/list  mcp_server_resources  list    yes
+prompts/list              mcp_server_prompts    list    yes
 """  # noqa: E501
 
 

@@ -21,6 +21,7 @@ import typer
 
 from permit_guard.cli.check_command import check_command
 from permit_guard.cli.export import export_text
+from permit_guard.cli.fit import Column, fit_table
 from permit_guard.cli.inventory import inventory
 from permit_guard.cli.lint_command import lint_command
 from permit_guard.cli.matrix_command import matrix_command
@@ -34,15 +35,14 @@ from permit_guard.cli.options import (
 )
 from permit_guard.cli.policy import policy_app
 from permit_guard.cli.render import (
-    cells,
     component_json,
     components_table,
+    inspect_width,
     print_json,
     say,
     settings_json,
     settings_line,
     show,
-    table,
 )
 from permit_guard.cli.replay import replay_command
 from permit_guard.cli.suite_command import test_command
@@ -118,21 +118,21 @@ def _inspect(
         if row.guard != "default-deny":
             say(f"{row.kind} {row.name}: {row.note}")
     say("")
-    gates = table("list method", "resource type", "action", "checked")
-    for gate in found.gates:
-        gates.add_row(
-            *cells(
-                gate.method,
-                gate.request.resource.type,
-                gate.request.action,
-                f"refused ({gate.refusal})"
-                if gate.refusal
-                else "yes"
-                if gate.checked
-                else "no (bypassed)",
-            )
-        )
-    show(gates)
+    rows = [
+        [
+            gate.method,
+            gate.request.resource.type,
+            gate.request.action,
+            f"refused ({gate.refusal})"
+            if gate.refusal
+            else "yes"
+            if gate.checked
+            else "no (bypassed)",
+        ]
+        for gate in found.gates
+    ]
+    columns = [Column(header=name) for name in ("list method", "resource type", "action")]
+    show(fit_table([*columns, Column(header="checked", shrink=1)], rows, width=inspect_width()))
 
 
 # -- the commands that decide, each in its own module ---------------------------------------------
