@@ -136,8 +136,8 @@ def replay_command(
         Path,
         typer.Argument(
             metavar="AUDIT.jsonl",
-            help="An audit log: one JSON event per line, as the permit_guard.audit logger "
-            "writes them (recorded with PERMIT_MCP_AUDIT_ARGUMENT_VALUES=true).",
+            help="An audit log or a decision log (DecisionLogSink): one JSON object per line, "
+            "recorded with PERMIT_MCP_AUDIT_ARGUMENT_VALUES=true.",
             show_default=False,
         ),
     ],

@@ -13,11 +13,15 @@
     assert engine.calls == [("check_many", 4)]   # one engine call for the whole list
 
 :class:`LocalPDP` is a real HTTP server on 127.0.0.1 that speaks the Permit.io
-PDP API (``POST /allowed``, ``POST /allowed/bulk``, ``GET /health``), decides
+PDP API (``POST /allowed``, ``POST /allowed/bulk``, ``GET /health``, and the
+AuthZEN endpoints ``POST /access/v1/evaluation(s)``), decides
 with a :class:`~permit_guard.engines.local.LocalPolicyEngine`, counts what it
 receives and misbehaves on demand (:class:`Fault`)::
 
-    import httpx
+    import json
+    import urllib.error
+    import urllib.request
+
     from permit_guard.testing import Fault, LocalPDP
 
     policy = {
@@ -27,11 +31,18 @@ receives and misbehaves on demand (:class:`Fault`)::
     }
     query = {"user": {"key": "bob"}, "action": "greet", "resource": {"type": "mcp_server"}}
     with LocalPDP.from_dict(policy) as pdp:
-        headers = {"Authorization": f"Bearer {pdp.api_key}"}
-        answer = httpx.post(f"{pdp.url}/allowed", json=query, headers=headers)
-        assert answer.json()["allow"] is True
+        asked = urllib.request.Request(
+            f"{pdp.url}/allowed",
+            data=json.dumps(query).encode(),
+            headers={"Authorization": f"Bearer {pdp.api_key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(asked) as answer:
+            assert json.load(answer)["allow"] is True
         pdp.inject(Fault.status(503), times=1)   # the next decision request fails
-        assert httpx.post(f"{pdp.url}/allowed", json=query, headers=headers).status_code == 503
+        try:
+            urllib.request.urlopen(asked)
+        except urllib.error.HTTPError as failed:
+            assert failed.code == 503
         assert pdp.requests_by_path == {"/allowed": 2}
 """
 

@@ -24,7 +24,8 @@ class Fault:
     - ``"delay"`` answers normally;
     - ``"respond"`` answers ``status_code`` with ``content_type`` and ``body``
       instead of the real answer, whatever the request;
-    - ``"short_bulk"`` answers ``/allowed/bulk`` with its last ``missing``
+    - ``"short_bulk"`` answers ``/allowed/bulk`` (and AuthZEN's
+      ``/access/v1/evaluations``) with its last ``missing``
       answers left out;
     - ``"drop"`` closes the connection without answering.
 
