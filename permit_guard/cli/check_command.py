@@ -6,7 +6,6 @@ command line, picks the engine and prints the verdict.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -16,8 +15,12 @@ from permit_guard.cli.check import check, guard_spec, require_arguments
 from permit_guard.cli.credentials import principal_from_claims, principal_from_token
 from permit_guard.cli.load import chosen_engine
 from permit_guard.cli.options import (
+    ApiKeyOption,
+    DataOption,
     DefaultDenyOption,
     JsonOption,
+    PdpOption,
+    PolicyOption,
     ServerArgument,
     ServerNameOption,
     json_object,
@@ -117,37 +120,10 @@ def check_command(
             show_default=False,
         ),
     ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy", metavar="FILE", help="Decide with this policy file.", show_default=False
-        ),
-    ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            metavar="FILE",
-            help="A data file whose users, instances and tuples replace the policy's own "
-            "(with --policy).",
-            show_default=False,
-        ),
-    ] = None,
-    pdp: Annotated[
-        str | None,
-        typer.Option(
-            "--pdp", metavar="URL", help="Decide with the Permit.io PDP at URL.", show_default=False
-        ),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            metavar="KEY",
-            help="The PDP's API key (default: PERMIT_MCP_PERMIT_API_KEY).",
-            show_default=False,
-        ),
-    ] = None,
+    policy: PolicyOption = None,
+    data: DataOption = None,
+    pdp: PdpOption = None,
+    api_key: ApiKeyOption = None,
     verbose: Annotated[
         bool,
         typer.Option(

@@ -27,6 +27,7 @@ from permit_guard.cli.load import chosen_engine
 from permit_guard.cli.matrix import Cell, Matrix, build_matrix, policy_users
 from permit_guard.cli.matrix_html import page
 from permit_guard.cli.options import (
+    DataOption,
     DefaultDenyOption,
     ServerArgument,
     ServerNameOption,
@@ -61,16 +62,7 @@ def matrix_command(
             show_default=False,
         ),
     ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            metavar="FILE",
-            help="A data file whose users, instances and tuples replace the policy's own "
-            "(with --policy).",
-            show_default=False,
-        ),
-    ] = None,
+    data: DataOption = None,
     users: Annotated[
         str | None,
         typer.Option(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,8 +20,12 @@ from permit_guard.exceptions import ConfigurationError
 from permit_guard.settings import GuardSettings
 
 __all__ = [
+    "ApiKeyOption",
+    "DataOption",
     "DefaultDenyOption",
     "JsonOption",
+    "PdpOption",
+    "PolicyOption",
     "ServerArgument",
     "ServerNameOption",
     "json_object",
@@ -54,6 +59,37 @@ DefaultDenyOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only (on stdout).")]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy", metavar="FILE", help="Decide with this policy file.", show_default=False
+    ),
+]
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        metavar="FILE",
+        help="A data file whose users, instances and tuples replace the policy's own "
+        "(with --policy).",
+        show_default=False,
+    ),
+]
+PdpOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pdp", metavar="URL", help="Decide with the Permit.io PDP at URL.", show_default=False
+    ),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        metavar="KEY",
+        help="The PDP's API key (default: PERMIT_MCP_PERMIT_API_KEY).",
+        show_default=False,
+    ),
+]
 
 
 def load(

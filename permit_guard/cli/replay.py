@@ -26,7 +26,14 @@ from typing import Annotated, Any
 import typer
 
 from permit_guard.asking import ask_many
-from permit_guard.cli.options import JsonOption, run
+from permit_guard.cli.options import (
+    ApiKeyOption,
+    DataOption,
+    JsonOption,
+    PdpOption,
+    PolicyOption,
+    run,
+)
 from permit_guard.cli.recorded import AuditLogError, Recorded, read_audit_log
 from permit_guard.cli.render import fail, plural, print_json, say
 from permit_guard.engines.base import PolicyEngine, close_engine
@@ -141,37 +148,10 @@ def replay_command(
             show_default=False,
         ),
     ],
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy", metavar="FILE", help="Decide with this policy file.", show_default=False
-        ),
-    ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            metavar="FILE",
-            help="A data file whose users, instances and tuples replace the policy's own "
-            "(with --policy).",
-            show_default=False,
-        ),
-    ] = None,
-    pdp: Annotated[
-        str | None,
-        typer.Option(
-            "--pdp", metavar="URL", help="Decide with the Permit.io PDP at URL.", show_default=False
-        ),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            metavar="KEY",
-            help="The PDP's API key (default: PERMIT_MCP_PERMIT_API_KEY).",
-            show_default=False,
-        ),
-    ] = None,
+    policy: PolicyOption = None,
+    data: DataOption = None,
+    pdp: PdpOption = None,
+    api_key: ApiKeyOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Decide the requests of an audit log again with another policy, and show what flips.

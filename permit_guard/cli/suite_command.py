@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from permit_guard.cli.options import JsonOption
+from permit_guard.cli.options import ApiKeyOption, JsonOption
 from permit_guard.cli.render import fail, print_json
 from permit_guard.cli.suite_report import exit_code, junit_xml, print_results, results_json
 from permit_guard.cli.suite_run import run_suite
@@ -55,15 +55,7 @@ def suite_command(
             show_default=False,
         ),
     ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            metavar="KEY",
-            help="The PDP's API key (default: PERMIT_MCP_PERMIT_API_KEY).",
-            show_default=False,
-        ),
-    ] = None,
+    api_key: ApiKeyOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Run decision test suites: every case must get the answer it expects.
