@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, Final
 
+from permit_guard.engines.local import LocalPolicyEngine
 from permit_guard.model import DEFAULT_TENANT, AuthzRequest, Decision, Principal, Resource
 
 _ALLOWED: Final = "/allowed"
@@ -155,3 +156,14 @@ def _answer(query: Any, decision: Decision) -> dict[str, Any]:
         "result": decision.allowed,
         "reason": decision.reason,
     }
+
+
+def _decided(
+    engine: LocalPolicyEngine, query: Any, loc: tuple[str | int, ...]
+) -> dict[str, Any] | list[Any]:
+    """The answer to one ``/allowed`` query, or its validation errors (a list)."""
+    errors: list[dict[str, Any]] = []
+    request = _parse_query(query, loc, errors)
+    if request is None:
+        return errors
+    return _answer(query, engine.decide(request))

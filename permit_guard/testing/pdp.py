@@ -15,7 +15,7 @@ from typing import Any, Final, Self
 from permit_guard.engines.local import LocalPolicyEngine
 from permit_guard.testing._http import _Server, _shut
 from permit_guard.testing._wire import _ALL_DECISION_PATHS as _DECISION_PATHS
-from permit_guard.testing._wire import _BATCH_PATHS, _answer, _parse_query
+from permit_guard.testing._wire import _BATCH_PATHS, _decided
 from permit_guard.testing.faults import Fault, _Armed
 
 __all__ = ["LocalPDP"]
@@ -397,9 +397,4 @@ class LocalPDP:
 
     def _decide(self, query: Any, loc: tuple[str | int, ...]) -> dict[str, Any] | list[Any]:
         """The answer to one query, or its validation errors (a list)."""
-        errors: list[dict[str, Any]] = []
-        request = _parse_query(query, loc, errors)
-        if request is None:
-            return errors
-        decision = self.engine.decide(request)
-        return _answer(query, decision)
+        return _decided(self.engine, query, loc)
