@@ -93,7 +93,7 @@ async def identify(
     """The caller, or ``None`` without valid credentials (an extractor error included)."""
     try:
         principal = extractor(context)
-        if inspect.isawaitable(principal):
+        if type(principal) is not Principal and inspect.isawaitable(principal):
             principal = await principal
     except Exception as exc:
         # Fail closed: an extractor that breaks authenticates nobody.

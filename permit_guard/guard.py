@@ -31,7 +31,7 @@ from permit_guard.audit import Auditor, AuditSink, ListRequest
 from permit_guard.caller import Identify
 from permit_guard.components.lookup import Target
 from permit_guard.exceptions import InvalidArguments
-from permit_guard.loaders import load
+from permit_guard.loaders import load, loads
 from permit_guard.mapping import MappingConfig, generic_request
 from permit_guard.methods import HANDSHAKE_METHODS, KIND_LIST_METHODS, TASK_METHODS
 from permit_guard.model import AuthzRequest, Decision, Principal
@@ -126,7 +126,9 @@ class Guard:
             return self._audited(verdict, method, target.name, started)
         try:
             request = self.planner.request(plan, method, target, principal)
-            request, failure = await load(plan, target, request, self.planner.loader_timeout)
+            failure = None
+            if loads(plan):
+                request, failure = await load(plan, target, request, self.planner.loader_timeout)
         except InvalidArguments as exc:
             verdict = Verdict(allowed=False, why="arguments", reason=str(exc), principal=principal)
             return self._audited(verdict, method, target.name, started)

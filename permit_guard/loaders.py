@@ -49,12 +49,18 @@ if TYPE_CHECKING:
     from permit_guard.spec import Loader
     from permit_guard.verdict import Plan
 
-__all__ = ["MAX_LOADED_DEPTH", "MAX_LOADER_THREADS", "LoaderBusy", "load"]
+__all__ = ["MAX_LOADED_DEPTH", "MAX_LOADER_THREADS", "LoaderBusy", "load", "loads"]
 
 logger = logging.getLogger("permit_guard")
 
 #: Loaded values nest at most this deep (a cycle is refused at this depth).
 MAX_LOADED_DEPTH: Final = 16
+
+
+def loads(plan: Plan) -> bool:
+    """Whether the planned component has a loader (:func:`load` then has work to do)."""
+    resolved = plan.resolved
+    return resolved is not None and resolved.spec is not None and resolved.spec.loader is not None
 
 
 async def load(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from permit_guard.components.binding import ArgumentBinder
 from permit_guard.exceptions import InvalidArguments
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MappingConfig",
+    "RequestShape",
     "component_request",
     "gate_request",
     "generic_request",
@@ -154,62 +155,141 @@ def component_request(
         InvalidArguments: When an argument needed for the request is missing
             or of a type the tool does not declare.
     """
-    listing = method in LIST_METHODS
-    args: Mapping[str, Any] = {} if listing or arguments is None else arguments
-
-    if kind == "tool":
-        resource_type = config.server_name
-        action = normalize_action(name)
-        key: str | None = None
-        name_attribute = "tool_name"
-    else:
-        family = "prompts" if kind == "prompt" else "resources"
-        resource_type = config.family_type(family)
-        action = f"{config.action_prefix}read"
-        key = name
-        name_attribute = "prompt_name" if kind == "prompt" else "resource_uri"
-
-    tenant = principal.tenant or DEFAULT_TENANT
-    attributes: dict[str, Any] = {}
-    # One bind per request: the key, the tenant and the selected arguments,
-    # each as the function will receive it.
-    selected: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()
-    values: dict[str, Any] = {}
-    if not listing:
-        selected = _attribute_names(args, spec, binder)
-        names = _read_names(selected, spec)
-        values = _bind(args, names, binder, name)
-    if spec is not None:
-        resource_type = spec.resource or resource_type
-        action = spec.action or action
-        if spec.key_value is not None:
-            key = spec.key_value
-        elif spec.key_arg is not None:
-            key = None if listing else _key_from(values, spec.key_arg, name)
-        if spec.tenant_value is not None:
-            tenant = spec.tenant_value
-        elif spec.tenant_arg is not None and not listing:
-            tenant = _tenant_from(values, spec.tenant_arg, name)
-
-    if not listing:
-        prefix = spec.abac_prefix if spec is not None else None
-        if prefix is None:
-            prefix = config.argument_prefix
-        sent = values if names is selected else _only(values, selected)
-        if config.flatten_arguments:
-            attributes.update(_flatten(sent, prefix, name))
-        else:
-            attributes["arguments"] = sent
-        _check_size(attributes, name)
-    attributes["mcp_method"] = method
-    attributes[name_attribute] = name
-
-    return AuthzRequest(
-        user=principal,
-        action=action,
-        resource=Resource(type=resource_type, key=key, tenant=tenant, attributes=attributes),
+    shape = RequestShape.of(
+        kind=kind, name=name, method=method, spec=spec, config=config, binder=binder
     )
+    return shape.build(principal, arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShape:
+    """The half of a component's request that needs neither caller nor arguments.
+
+    Computed once per component and method (the planner keeps it as long as
+    the component and its spec stay the same); :meth:`build` adds the caller
+    and the arguments. :func:`component_request` is the two in one step.
+    """
+
+    method: str
+    name: str
+    listing: bool
+    resource_type: str
+    action: str
+    name_attribute: str
+    #: The key and tenant when they do not come from an argument.
+    key: str | None
+    tenant: str | None
+    key_arg: str | None
+    tenant_arg: str | None
+    #: The arguments sent as attributes; ``None``: every argument sent.
+    selected: tuple[str, ...] | None
+    #: The key and tenant arguments read beside the selected ones (for a
+    #: ``None`` selection, before those sent are taken out).
+    extra: tuple[str, ...]
+    prefix: str
+    flatten: bool
+    binder: ArgumentBinder | None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        kind: Kind,
+        name: str,
+        method: str,
+        spec: GuardSpec | None,
+        config: MappingConfig,
+        binder: ArgumentBinder | None = None,
+    ) -> RequestShape:
+        """The shape of ``name``'s request for ``method`` (see :func:`component_request`)."""
+        if kind == "tool":
+            resource_type = config.server_name
+            action = normalize_action(name)
+            key: str | None = None
+            name_attribute = "tool_name"
+        else:
+            family = "prompts" if kind == "prompt" else "resources"
+            resource_type = config.family_type(family)
+            action = f"{config.action_prefix}read"
+            key = name
+            name_attribute = "prompt_name" if kind == "prompt" else "resource_uri"
+        tenant = key_arg = tenant_arg = prefix = None
+        selected = spec.abac_args if spec is not None else None
+        if selected is None and binder is not None and binder.declared:
+            # Every argument the function declares (never extras a client invents).
+            selected = binder.declared
+        extra: tuple[str, ...] = ()
+        if spec is not None:
+            resource_type = spec.resource or resource_type
+            action = spec.action or action
+            if spec.key_value is not None:
+                key = spec.key_value
+            elif spec.key_arg is not None:
+                key, key_arg = None, spec.key_arg
+            tenant = spec.tenant_value
+            tenant_arg = spec.tenant_arg if spec.tenant_value is None else None
+            prefix = spec.abac_prefix
+            # The key and tenant arguments are read (and so validated) beside the selection.
+            extra = tuple(arg for arg in (spec.key_arg, spec.tenant_arg) if arg is not None)
+            if selected is not None:
+                extra = tuple(arg for arg in dict.fromkeys(extra) if arg not in selected)
+        return cls(
+            method=method,
+            name=name,
+            listing=method in LIST_METHODS,
+            resource_type=resource_type,
+            action=action,
+            name_attribute=name_attribute,
+            key=key,
+            tenant=tenant,
+            key_arg=key_arg,
+            tenant_arg=tenant_arg,
+            selected=selected,
+            extra=extra,
+            prefix=config.argument_prefix if prefix is None else prefix,
+            flatten=config.flatten_arguments,
+            binder=binder,
+        )
+
+    def build(self, principal: Principal, arguments: Mapping[str, Any] | None) -> AuthzRequest:
+        """The request of ``principal`` with ``arguments`` (ignored for a list entry).
+
+        Raises:
+            InvalidArguments: When an argument needed for the request is missing
+                or of a type the tool does not declare.
+        """
+        name = self.name
+        key = self.key
+        tenant = self.tenant if self.tenant is not None else principal.tenant or DEFAULT_TENANT
+        if self.listing:
+            attributes: dict[str, Any] = {}
+        else:
+            args: Mapping[str, Any] = arguments or {}
+            selected = self.selected
+            extra = self.extra
+            if selected is None:
+                selected = tuple(args)
+                extra = tuple(arg for arg in dict.fromkeys(extra) if arg not in selected)
+            # One bind per request: the key, the tenant and the selected arguments,
+            # each as the function will receive it.
+            values = _bind(args, (*selected, *extra) if extra else selected, self.binder, name)
+            if self.key_arg is not None:
+                key = _key_from(values, self.key_arg, name)
+            if self.tenant_arg is not None:
+                tenant = _tenant_from(values, self.tenant_arg, name)
+            sent = _only(values, selected) if extra else values
+            flat = self.flatten
+            attributes = _flatten(sent, self.prefix, name) if flat else {"arguments": sent}
+            _check_size(attributes, name)
+        attributes["mcp_method"] = self.method
+        attributes[self.name_attribute] = name
+        return AuthzRequest(
+            user=principal,
+            action=self.action,
+            resource=Resource(
+                type=self.resource_type, key=key, tenant=tenant, attributes=attributes
+            ),
+        )
 
 
 #: Nested objects are flattened this many levels deep; deeper ones stay JSON objects.
@@ -218,32 +298,6 @@ MAX_FLATTEN_DEPTH = 3
 MAX_ATTRIBUTES = 256
 #: Largest JSON size of all argument attributes together.
 MAX_ATTRIBUTE_BYTES = 64 * 1024
-
-
-def _attribute_names(
-    args: Mapping[str, Any], spec: GuardSpec | None, binder: ArgumentBinder | None
-) -> tuple[str, ...]:
-    """The arguments that become attributes: the selection, else every declared one."""
-    selected = spec.abac_args if spec is not None else None
-    if selected is not None:
-        return selected
-    if binder is not None and binder.declared:
-        # Every argument the function declares (never extras a client invents).
-        return binder.declared
-    return tuple(args)
-
-
-def _read_names(selected: tuple[str, ...], spec: GuardSpec | None) -> tuple[str, ...]:
-    """The arguments a request reads: the selected ones, plus the key and tenant arguments.
-
-    ``selected`` itself when they add nothing (the caller tests for identity).
-    """
-    names = selected
-    if spec is not None:
-        for extra in (spec.key_arg, spec.tenant_arg):
-            if extra is not None and extra not in names:
-                names = (*names, extra)
-    return names
 
 
 def _bind(
@@ -266,6 +320,19 @@ def _only(values: Mapping[str, Any], selected: tuple[str, ...]) -> dict[str, Any
 def _flatten(values: Mapping[str, Any], prefix: str, component: str) -> dict[str, Any]:
     """``{"address": {"city": "x"}}`` → ``{"arg_address_city": "x"}``; lists stay arrays."""
     flat: dict[str, Any] = {}
+    for name, value in values.items():
+        if type(value) not in _PLAIN and isinstance(value, Mapping) and value:
+            return _flatten_nested(values, prefix, component)
+        flat[f"{prefix}{name}"] = value
+    return flat
+
+
+#: Values that are never a mapping, told apart without an ABC check.
+_PLAIN: Final = frozenset({str, int, float, bool, type(None), list})
+
+
+def _flatten_nested(values: Mapping[str, Any], prefix: str, component: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
 
     def put(name: str, value: Any, depth: int) -> None:
         if isinstance(value, Mapping) and value and depth < MAX_FLATTEN_DEPTH:
@@ -282,6 +349,9 @@ def _flatten(values: Mapping[str, Any], prefix: str, component: str) -> dict[str
     return flat
 
 
+_NUMBERS: Final = frozenset({int, float, bool})
+
+
 def _check_size(attributes: Mapping[str, Any], component: str) -> None:
     # Cheap bound first: scalars only and short strings need no serialisation.
     # An upper bound on the JSON size: at most 12 bytes per character (a
@@ -289,10 +359,13 @@ def _check_size(attributes: Mapping[str, Any], component: str) -> None:
     estimate = 0
     for name, value in attributes.items():
         estimate += 12 * len(name) + 4
-        if isinstance(value, str):
+        kind = type(value)
+        if kind is str:
             estimate += 12 * len(value) + 2
-        elif value is None or isinstance(value, int | float):
+        elif kind in _NUMBERS or value is None or isinstance(value, int | float):
             estimate += 24
+        elif isinstance(value, str):
+            estimate += 12 * len(value) + 2
         else:
             estimate = MAX_ATTRIBUTE_BYTES + 1
             break

@@ -264,16 +264,12 @@ class PermitMcpMiddleware(Middleware):
     ) -> ToolResult:
         """Check a tool call with its arguments."""
         message = context.message
-        found = await target(
-            server_of(context),
-            "tool",
-            message.name,
-            message.arguments or {},
-            requested_version(message.meta),
-        )
+        server = server_of(context)
+        version = requested_version(message.meta) if message.meta else None
+        found = await target(server, "tool", message.name, message.arguments or {}, version)
         principal = await self._enforce(context, "tools/call", found)
         # Only now: a caller who may not call the tool learns nothing of it.
-        refuse_unbound_task(server_of(context), context, found)
+        refuse_unbound_task(server, context, found)
         check_mcp_param_headers(context, found.component, message.arguments)
         with acting_as(principal):
             return await call_next(context)

@@ -57,6 +57,11 @@ ANSWERING_MIDDLEWARE: Final[tuple[type[Middleware], ...]] = (ResponseCachingMidd
 #: Servers already warned that token identity has no provider (claim runs on every message).
 _WARNED_NO_PROVIDER: weakref.WeakSet[FastMCP[Any]] = weakref.WeakSet()
 
+#: Per guard: the server it last took over in full, and that server's middleware then.
+#: While both are the same, a message needs no new take-over.
+_TAKEN: weakref.WeakKeyDictionary[Middleware, tuple[weakref.ref[FastMCP[Any]], list[Middleware]]]
+_TAKEN = weakref.WeakKeyDictionary()
+
 
 def check_placement(server: FastMCP[Any], guard: Middleware) -> None:
     """Refuse a server on which a middleware that answers for others runs before ``guard``.
@@ -117,15 +122,22 @@ async def take_over(server: FastMCP[Any], guard: Middleware, planner: Planner) -
         ConfigurationError: When a middleware before the guard could answer for it.
     """
     claim(server, guard)
-    await planner.survey(server)
+    if await planner.survey(server):
+        _TAKEN[guard] = (weakref.ref(server), list(server.middleware))
 
 
 async def take_over_or_refuse(server: FastMCP[Any], guard: Middleware, planner: Planner) -> None:
     """:func:`take_over` for a request in flight: a server that cannot be guarded serves nothing.
 
+    Done in full once per server, and again whenever its middleware changes
+    (one could have been put before the guard) or the survey failed.
+
     Raises:
         MCPError: "Internal server error"; the reason goes to the log, never to the client.
     """
+    taken = _TAKEN.get(guard)
+    if taken is not None and taken[0]() is server and taken[1] == server.middleware:
+        return
     try:
         await take_over(server, guard, planner)
     except ConfigurationError as exc:

@@ -8,15 +8,17 @@ the :class:`~permit_guard.guard.Guard` decides with it.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from permit_guard.ambiguity import ambiguous_tools
 from permit_guard.components.lookup import Target
 from permit_guard.components.resolve import Resolved, resolve
-from permit_guard.mapping import MappingConfig, component_request, gate_request
+from permit_guard.mapping import MappingConfig, RequestShape, gate_request
 from permit_guard.methods import CALL_METHODS, LIST_METHODS, MethodRules
 from permit_guard.model import AuthzRequest, Principal
+from permit_guard.spec import GuardSpec, spec_of
 from permit_guard.verdict import Plan
 
 if TYPE_CHECKING:
@@ -37,6 +39,9 @@ UNMAPPABLE: Final = (
 )
 NO_CREDENTIALS: Final = "no valid credentials"
 
+#: Most plans (and, apart, request shapes) kept; past it the memo starts afresh.
+MEMO_LIMIT: Final = 50_000
+
 
 class Planner:
     """Classifies the components of a request and builds their engine requests.
@@ -49,7 +54,16 @@ class Planner:
             :mod:`permit_guard.loaders`).
     """
 
-    __slots__ = ("_surveyed", "ambiguous", "default_deny", "loader_timeout", "mapping", "rules")
+    __slots__ = (
+        "_plans",
+        "_shapes",
+        "_surveyed",
+        "ambiguous",
+        "default_deny",
+        "loader_timeout",
+        "mapping",
+        "rules",
+    )
 
     def __init__(
         self,
@@ -67,23 +81,33 @@ class Planner:
         #: too (see :mod:`permit_guard.ambiguity`); filled by :meth:`survey`.
         self.ambiguous: Mapping[str, str] = {}
         self._surveyed: object = None
+        # Plans and request shapes of components whose spec is their own
+        # function's, each kept with what it was made from and used only
+        # while all of that is still the same (see _memo_plan).
+        self._plans: dict[tuple[str, str, str, int], _PlanEntry] = {}
+        self._shapes: dict[tuple[str, str, str, int], tuple[Any, MappingConfig, RequestShape]] = {}
 
-    async def survey(self, server: FastMCP[Any]) -> None:
+    async def survey(self, server: FastMCP[Any]) -> bool:
         """Look at the server's tools as a whole: find those whose actions are ambiguous.
 
         Done once per server, when it starts serving (its first request, or
         the guard's lifespan), and before ``permit-guard`` describes it.
+
+        Returns:
+            Whether the server is surveyed (``False``: its tools could not be
+            listed; the next request tries again).
         """
         if self._surveyed is server:
-            return
+            return True
         try:
             tools = await server.list_tools(run_middleware=False)
         except Exception as exc:
             # Asked again at the next request; each call is still checked on its own.
             logger.error("cannot list the tools of %r to find ambiguous actions: %s", server, exc)
-            return
+            return False
         self.ambiguous = await ambiguous_tools(tools, self.mapping)
         self._surveyed = server
+        return True
 
     @classmethod
     def from_settings(cls, settings: GuardSettings) -> Planner:
@@ -108,6 +132,37 @@ class Planner:
         component, default deny, unmappable arguments and an ambiguous action
         refuse, in that order.
         """
+        component = target.component
+        if component is not None:
+            entry = self._plans.get((method, target.kind, target.name, id(component)))
+            if (
+                entry is not None
+                and entry[0]() is component
+                and entry[1] is _own_spec(component)
+                and entry[2] is self.rules
+                and entry[3] is self.ambiguous
+                and entry[4] is self.default_deny
+            ):
+                return entry[5]
+        plan = await self._plan(method, target)
+        if plan.resolved is not None and plan.resolved.own:
+            self._memo_plan(method, target, plan)
+        return plan
+
+    def _memo_plan(self, method: str, target: Target, plan: Plan) -> None:
+        """Keep ``plan`` for as long as the component, its spec and the rules stay the same."""
+        assert plan.resolved is not None
+        try:
+            ref = weakref.ref(target.component)
+        except TypeError:  # a component that cannot be referred to weakly is planned each time
+            return
+        if len(self._plans) >= MEMO_LIMIT:
+            self._plans.clear()
+        key = (method, target.kind, target.name, id(target.component))
+        entry = (ref, plan.resolved.spec, self.rules, self.ambiguous, self.default_deny, plan)
+        self._plans[key] = entry
+
+    async def _plan(self, method: str, target: Target) -> Plan:
         resolved: Resolved | None = None
         detail = UNKNOWN
         if target.component is not None:
@@ -163,20 +218,38 @@ class Planner:
         Raises:
             InvalidArguments: When the arguments cannot be mapped faithfully.
         """
-        assert plan.resolved is not None, "only a plan that asks the engine has a request"
-        return component_request(
+        resolved = plan.resolved
+        assert resolved is not None, "only a plan that asks the engine has a request"
+        key = (method, target.kind, target.name, id(resolved))
+        entry = self._shapes.get(key)
+        if entry is not None and entry[0] is resolved and entry[1] is self.mapping and validate:
+            return entry[2].build(principal, target.arguments)
+        shape = RequestShape.of(
             kind=target.kind,
             name=target.name,
             method=method,
-            principal=principal,
-            spec=plan.resolved.spec,
+            spec=resolved.spec,
             config=self.mapping,
-            arguments=target.arguments,
-            binder=plan.resolved.binder if validate else None,
+            binder=resolved.binder if validate else None,
         )
+        if validate and resolved.own:
+            if len(self._shapes) >= MEMO_LIMIT:
+                self._shapes.clear()
+            # The plan memo hands out the same Resolved only while it holds.
+            self._shapes[key] = (resolved, self.mapping, shape)
+        return shape.build(principal, target.arguments)
 
     def gate(self, method: str, principal: Principal) -> AuthzRequest | None:
         """The method gate of a list request, ``None`` when bypassed."""
         if self.rules.bypassed(method):
             return None
         return gate_request(method, principal, self.mapping)
+
+
+#: A kept plan: the component (weakly), its spec, the rules it was planned under, the plan.
+_PlanEntry = tuple["weakref.ref[Any]", GuardSpec | None, MethodRules, Mapping[str, str], bool, Plan]
+
+
+def _own_spec(component: Any) -> GuardSpec | None:
+    """The spec on a component's own function, read as :func:`resolve` reads it."""
+    return spec_of(getattr(component, "fn", None))

@@ -104,9 +104,13 @@ class ArgumentBinder:
                 continue
             if parameter.unbindable is not None:
                 raise InvalidArguments(f"{component}: argument {name!r} {parameter.unbindable}")
-            sent = next((wire for wire in parameter.wire or (name,) if wire in arguments), None)
-            if sent is not None:
-                values[name] = self._convert(parameter, arguments[sent], name, component)
+            sent = _MISSING
+            for wire in parameter.wire or (name,):
+                if wire in arguments:
+                    sent = arguments[wire]
+                    break
+            if sent is not _MISSING:
+                values[name] = self._convert(parameter, sent, name, component)
             elif parameter.default is not _MISSING:
                 values[name] = _to_json(parameter.adapter, parameter.default)
         return values

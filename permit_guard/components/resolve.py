@@ -56,11 +56,15 @@ class Resolved:
             function whose spec reads arguments: the transform may rename or
             compute them, so the guard cannot tell which value the decorated
             argument will take, and denies.
+        own: Read from the component's own function (not through a mount
+            or a transform), so it holds as long as the component and the
+            function's spec do.
     """
 
     spec: GuardSpec | None
     binder: ArgumentBinder
     arguments_mappable: bool = True
+    own: bool = False
 
 
 async def resolve_spec(component: Component) -> GuardSpec | None:
@@ -85,7 +89,7 @@ async def resolve(component: Component) -> Resolved:
         fn = getattr(current, "fn", None)
         if fn is not None:
             binder = binder_for_function(fn, coerce_strings=isinstance(current, Prompt))
-            return Resolved(spec=spec_of(fn), binder=binder)
+            return Resolved(spec=spec_of(fn), binder=binder, own=current is component)
         server = getattr(current, "_server", None)
         if server is None:
             # A component with no function and no sub-server (a proxy): nothing

@@ -1,0 +1,126 @@
+"""What the guard keeps between requests never outlives what it was made from.
+
+Plans and request shapes are kept per component; the take-over of a server
+is kept while its middleware stays the same. Each test changes one of those
+things between two requests and checks that the second request sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastmcp import Client, FastMCP
+from fastmcp.server.middleware.caching import ResponseCachingMiddleware
+from mcp import MCPError
+
+from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, require_permission
+from permit_guard import planner as planner_module
+
+POLICY: dict[str, Any] = {
+    "resources": {
+        "mcp_server": {"actions": ["read", "write", "tool-0"]},
+        "mcp_server_tools": {"actions": ["list"]},
+    },
+    "roles": {
+        "reader": {"grants": {"mcp_server": ["read", "tool-0"], "mcp_server_tools": ["list"]}}
+    },
+    "users": {"client": {"roles": ["reader"]}},
+}
+
+
+def guarded(**options: Any) -> tuple[FastMCP[Any], PermitMcpMiddleware]:
+    mcp: FastMCP[Any] = FastMCP("memo")
+    guard = PermitMcpMiddleware(engine=LocalPolicyEngine.from_dict(POLICY), **options)
+    guard.attach(mcp)
+    return mcp, guard
+
+
+async def outcome(client: Client[Any], name: str) -> str:
+    result = await client.call_tool(name, {}, raise_on_error=False)
+    return "denied" if result.is_error else "allowed"
+
+
+async def test_a_replaced_tool_is_judged_by_its_new_decorator() -> None:
+    """Removing a tool and adding another of that name: the next call sees the new spec."""
+    mcp, _ = guarded()
+
+    @require_permission(action="read")
+    def report() -> str:
+        return "ok"
+
+    mcp.tool(report)
+    async with Client(mcp) as client:
+        assert await outcome(client, "report") == "allowed"
+        mcp.local_provider.remove_tool("report")
+
+        @require_permission(action="write")
+        def report_v2() -> str:
+            return "ok"
+
+        report_v2.__name__ = "report"
+        mcp.tool(report_v2)
+        assert await outcome(client, "report") == "denied"
+
+
+async def test_a_function_decorated_after_registration_is_judged_by_its_spec() -> None:
+    """A spec put on the registered function later replaces the plan made without it."""
+    mcp, _ = guarded()
+
+    def audit_log() -> str:
+        return "ok"
+
+    mcp.tool(audit_log)
+    async with Client(mcp) as client:
+        assert await outcome(client, "audit_log") == "denied"  # action audit-log: not granted
+        require_permission(action="read")(audit_log)
+        assert await outcome(client, "audit_log") == "allowed"
+
+
+async def test_default_deny_switched_on_applies_at_once() -> None:
+    """An undecorated tool allowed by the engine is refused once default deny is on."""
+    mcp, guard = guarded()
+
+    def tool_0() -> str:
+        return "ok"
+
+    mcp.tool(tool_0)
+    async with Client(mcp) as client:
+        assert await outcome(client, "tool_0") == "allowed"
+        guard.guard.planner.default_deny = True
+        assert await outcome(client, "tool_0") == "denied"
+
+
+async def test_the_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More components than the memo holds: it starts afresh, and decisions are unchanged."""
+    monkeypatch.setattr(planner_module, "MEMO_LIMIT", 8)
+    mcp, guard = guarded()
+    for index in range(30):
+
+        def fn() -> str:
+            return "ok"
+
+        fn.__name__ = f"tool_{index}"
+        mcp.tool(require_permission(action="read" if index % 2 else "write")(fn))
+    async with Client(mcp) as client:
+        for _ in range(2):
+            outcomes = [await outcome(client, f"tool_{index}") for index in range(30)]
+            assert outcomes == ["allowed" if index % 2 else "denied" for index in range(30)]
+            assert len(guard.guard.planner._plans) <= 8
+            assert len(guard.guard.planner._shapes) <= 8
+
+
+async def test_a_cache_put_before_the_guard_later_is_refused() -> None:
+    """The take-over is redone when the middleware changes: a cache in front refuses all."""
+    mcp, _ = guarded()
+
+    @require_permission(action="read")
+    def report() -> str:
+        return "ok"
+
+    mcp.tool(report)
+    async with Client(mcp) as client:
+        assert await outcome(client, "report") == "allowed"
+        mcp.middleware.insert(0, ResponseCachingMiddleware())
+        with pytest.raises(MCPError, match="Internal server error"):
+            await client.call_tool("report", {})
