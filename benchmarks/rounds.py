@@ -3,7 +3,7 @@
 Every variant runs once per round, in an order that rotates from round to
 round, so a burst of load elsewhere weighs on all of them alike. Each round
 gives one ratio per variant (its time over the baseline's in the same round);
-the result is the median of those ratios and their p25–p75, next to the
+the result is the median of those ratios and their p25-p75, next to the
 median time per operation.
 """
 
@@ -70,5 +70,5 @@ def summarise(samples: Mapping[str, list[float]], baseline: str) -> dict[str, di
 
 
 def ratio_text(row: Mapping[str, Any]) -> str:
-    """``1.012 (1.004–1.020)``: the median ratio and its p25–p75."""
-    return f"{row['ratio']:.3f} ({row['ratio_p25']:.3f}–{row['ratio_p75']:.3f})"
+    """``1.012 (1.004-1.020)``: the median ratio and its p25-p75."""
+    return f"{row['ratio']:.3f} ({row['ratio_p25']:.3f}-{row['ratio_p75']:.3f})"
