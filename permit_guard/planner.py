@@ -85,7 +85,7 @@ class Planner:
         # function's, each kept with what it was made from and used only
         # while all of that is still the same (see _memo_plan).
         self._plans: dict[tuple[str, str, str, int], _PlanEntry] = {}
-        self._shapes: dict[tuple[str, str, str, int], tuple[Any, MappingConfig, RequestShape]] = {}
+        self._shapes: dict[tuple[str, str, str, int], _ShapeEntry] = {}
 
     async def survey(self, server: FastMCP[Any]) -> bool:
         """Look at the server's tools as a whole: find those whose actions are ambiguous.
@@ -222,8 +222,17 @@ class Planner:
         assert resolved is not None, "only a plan that asks the engine has a request"
         key = (method, target.kind, target.name, id(resolved))
         entry = self._shapes.get(key)
-        if entry is not None and entry[0] is resolved and entry[1] is self.mapping and validate:
-            return entry[2].build(principal, target.arguments)
+        if entry is not None and entry.resolved is resolved and entry.mapping is self.mapping:
+            if validate and not entry.shape.listing:
+                return entry.shape.build(principal, target.arguments)
+            if validate:
+                # A list entry's request depends on the caller alone: the last one is reused.
+                last = entry.last
+                if last is not None and (last[0] is principal or last[0] == principal):
+                    return last[1]
+                request = entry.shape.build(principal, None)
+                entry.last = (principal, request)
+                return request
         shape = RequestShape.of(
             kind=target.kind,
             name=target.name,
@@ -236,7 +245,7 @@ class Planner:
             if len(self._shapes) >= MEMO_LIMIT:
                 self._shapes.clear()
             # The plan memo hands out the same Resolved only while it holds.
-            self._shapes[key] = (resolved, self.mapping, shape)
+            self._shapes[key] = _ShapeEntry(resolved, self.mapping, shape)
         return shape.build(principal, target.arguments)
 
     def gate(self, method: str, principal: Principal) -> AuthzRequest | None:
@@ -253,3 +262,15 @@ _PlanEntry = tuple["weakref.ref[Any]", GuardSpec | None, MethodRules, Mapping[st
 def _own_spec(component: Any) -> GuardSpec | None:
     """The spec on a component's own function, read as :func:`resolve` reads it."""
     return spec_of(getattr(component, "fn", None))
+
+
+class _ShapeEntry:
+    """A kept request shape, what it was made from, and the last list request built with it."""
+
+    __slots__ = ("last", "mapping", "resolved", "shape")
+
+    def __init__(self, resolved: Resolved, mapping: MappingConfig, shape: RequestShape) -> None:
+        self.resolved = resolved
+        self.mapping = mapping
+        self.shape = shape
+        self.last: tuple[Principal, AuthzRequest] | None = None

@@ -14,7 +14,7 @@ from fastmcp import Client, FastMCP
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
 from mcp import MCPError
 
-from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, require_permission
+from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, Principal, require_permission
 from permit_guard import planner as planner_module
 
 POLICY: dict[str, Any] = {
@@ -124,3 +124,38 @@ async def test_a_cache_put_before_the_guard_later_is_refused() -> None:
         mcp.middleware.insert(0, ResponseCachingMiddleware())
         with pytest.raises(MCPError, match="Internal server error"):
             await client.call_tool("report", {})
+
+
+async def test_lists_of_callers_taking_turns_are_each_their_own() -> None:
+    """A list entry's request is reused for the same caller only: turns never mix."""
+    policy = {
+        **POLICY,
+        "roles": {
+            **POLICY["roles"],
+            "writer": {"grants": {"mcp_server": ["write"], "mcp_server_tools": ["list"]}},
+        },
+        "users": {"client": {"roles": ["reader"]}, "wanda": {"roles": ["writer"]}},
+    }
+    turn = {"caller": Principal(key="client")}
+    mcp: FastMCP[Any] = FastMCP("turns")
+    PermitMcpMiddleware(
+        engine=LocalPolicyEngine.from_dict(policy), identity=lambda _: turn["caller"]
+    ).attach(mcp)
+
+    @require_permission(action="read")
+    def report() -> str:
+        return "ok"
+
+    @require_permission(action="write")
+    def edit() -> str:
+        return "ok"
+
+    mcp.tool(report)
+    mcp.tool(edit)
+    async with Client(mcp) as client:
+        for caller, visible in [("client", ["report"]), ("wanda", ["edit"])] * 2 + [
+            ("wanda", ["edit"]),
+            ("client", ["report"]),
+        ]:
+            turn["caller"] = Principal(key=caller)
+            assert sorted(t.name for t in await client.list_tools()) == visible
