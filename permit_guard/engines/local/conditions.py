@@ -37,7 +37,7 @@ from typing import Any, Final, TypeAlias
 
 from permit_guard.engines.local.operators import Comparison, Test
 from permit_guard.explanation import ConditionTrace, show_value
-from permit_guard.model import Resource
+from permit_guard.model import Principal, Resource
 
 __all__ = [
     "MISSING",
@@ -90,6 +90,21 @@ class Subject:
     user_key: str
     user_attributes: Mapping[str, Any]
     resource: Resource
+
+    @classmethod
+    def of(cls, user: Principal, known: Mapping[str, Any] | None, resource: Resource) -> Subject:
+        """What conditions see of ``user`` on ``resource``: its ``known`` attributes and its own.
+
+        The user's own attributes (the request's) win over the known ones.
+        """
+        given = user.attributes
+        if not known:
+            attributes = given
+        elif not given:
+            attributes = known
+        else:
+            attributes = {**known, **given}
+        return cls(user_key=user.key, user_attributes=attributes, resource=resource)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)

@@ -2,9 +2,14 @@
 
 All the work is done when the policy is loaded: cross-references are checked,
 conditions compiled, and indexes built from ``(resource type, action)`` to what
-may grant it. A decision is then a few dictionary look-ups, plus the conditions
-of the resource sets and user sets that could grant the action. The engine is
-immutable after loading, so one instance serves any number of threads and tasks.
+may grant it. What the facts say about one question (tenant, user, type,
+action, instance, list or call) is worked out on its first use and remembered
+with that state of the facts (:mod:`~permit_guard.engines.local.plans`), so a
+decision is then one dictionary look-up, plus the conditions of the resource
+sets and user sets that could grant the action. A change of the facts or a
+reload publishes a new state, remembering nothing, and counts from the next
+decision on. Readers never wait, so one instance serves any number of threads
+and tasks.
 
 Example:
     >>> from permit_guard.model import AuthzRequest, Principal, Resource
@@ -29,46 +34,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final, Self
+from typing import Any, Self
 
-from permit_guard.engines.local.conditions import Subject
 from permit_guard.engines.local.directory import Directory
 from permit_guard.engines.local.facts import Facts, FactStore, State
-from permit_guard.engines.local.granting import (
-    Trace,
-    assigned_role,
-    certainty,
-    derived_role,
-    how,
-    set_admits,
-)
+from permit_guard.engines.local.granting import LISTING_METHODS, Trace, decide_in_full, is_listing
 from permit_guard.engines.local.indexes import DecisionIndex
 from permit_guard.engines.local.loading import LoadedPolicy, load_policy
+from permit_guard.engines.local.plans import MAX_PLANS, Plan, PlanKey, plan
 from permit_guard.engines.local.reading import read_policy_file, write_data_file
 from permit_guard.engines.local.reload import PolicyWatcher
 from permit_guard.exceptions import ConfigurationError
-from permit_guard.explanation import ConditionTrace
-from permit_guard.methods import LIST_METHODS
 from permit_guard.model import AuthzRequest, Decision
 
 __all__ = ["LISTING_METHODS", "LocalPolicyEngine", "is_listing"]
-
-#: The MCP methods whose per-item checks are answered by the listing rule.
-LISTING_METHODS: Final = frozenset(LIST_METHODS)
-
-
-def is_listing(request: AuthzRequest) -> bool:
-    """Whether a request checks an item for a list response (the listing rule applies).
-
-    Args:
-        request: The request; its resource attribute ``mcp_method`` tells.
-
-    Returns:
-        True when ``mcp_method`` is one of :data:`LISTING_METHODS`.
-    """
-    method = request.resource.attributes.get("mcp_method")
-    # isinstance first: an unhashable value must not raise in the frozenset look-up.
-    return isinstance(method, str) and method in LISTING_METHODS
 
 
 class LocalPolicyEngine:
@@ -282,112 +261,25 @@ class LocalPolicyEngine:
         """
         # One read: the model and the facts of one generation, even across a reload.
         current = state or self._store.state
-        model, facts = current.model, current.facts
-        if facts.instances and request.resource.key is not None:
-            request = facts.in_instance(request)
-        resource = request.resource
-        type_name = resource.type
-        action = request.action
-        user_key = request.user.key
-        tenant = resource.tenant
-        grants = model.grants.get((type_name, action))
-        if grants is None:
-            return _unknown_target(model, type_name, action)
-
-        roles = facts.user_roles.get((tenant, user_key), ())
-        for role in roles:
-            if role in grants.roles:
-                reason = f"role {role!r} grants {type_name}:{action} in tenant {tenant!r}"
-                if trace is not None:
-                    trace.add("role", role, True, f"role {role!r} grants {type_name}:{action}")
-                return Decision(allowed=True, reason=reason)
         if trace is not None:
-            for role in roles:
-                trace.add("role", role, False, f"role {role!r} grants {type_name}:{action}")
-
-        listing = is_listing(request)
-        if grants.resource_roles:
-            held = assigned_role(facts, request, grants.resource_roles, listing, trace)
-            if held is not None:
-                return held
-
-        subject: Subject | None = None
-        if roles and grants.roles_via_sets:
-            for role in roles:
-                for resource_set in grants.roles_via_sets.get(role, ()):
-                    if subject is None:
-                        subject = facts.subject(request)
-                    admitted, traced = set_admits(resource_set, subject, listing, trace)
-                    if not admitted and trace is None:
-                        continue
-                    detail = f"role {role!r} grants {action} on resource set {resource_set.name!r}"
-                    if trace is not None:
-                        granted = certainty(traced) if admitted else False
-                        trace.add("role-on-set", role, granted, detail, traced)
-                    if admitted:
-                        return Decision(
-                            allowed=True, reason=f"{detail} in tenant {tenant!r} {how(listing)}"
-                        )
-
-        if grants.user_sets:
-            if subject is None:
-                subject = facts.subject(request)
-            for grant in grants.user_sets:
-                # User sets are about who the caller is: always two-valued, even for lists.
-                member = grant.condition.holds(subject)
-                traced = ()
-                if trace is not None:
-                    inner = grant.condition.explain(subject, False)
-                    title = f"user set {grant.name!r}"
-                    traced = (ConditionTrace(text=title, value=member, children=(inner,)),)
-                if grant.resource_set is None:
-                    detail = f"user set {grant.name!r} grants {type_name}:{action}"
-                    if trace is not None:
-                        trace.add("user-set", grant.name, member, detail, traced)
-                    if member:
-                        return Decision(allowed=True, reason=detail)
-                    continue
-                detail = (
-                    f"user set {grant.name!r} grants {action} on resource set "
-                    f"{grant.resource_set.name!r}"
-                )
-                admitted = False
-                if member:
-                    admitted, in_set = set_admits(grant.resource_set, subject, listing, trace)
-                    traced += in_set
-                if trace is not None:
-                    granted = certainty(traced) if admitted else False
-                    trace.add("user-set", grant.name, granted, detail, traced)
-                if admitted:
-                    return Decision(allowed=True, reason=f"{detail} {how(listing)}")
-
-        if grants.resource_roles and model.rules:
-            # Last: walking the tuples costs most, and whatever granted above is cheaper.
-            held = derived_role(model.rules, facts, request, grants.resource_roles, listing, trace)
-            if held is not None:
-                return held
-
-        if user_key not in facts.user_attributes:
-            return Decision(
-                allowed=False,
-                reason=(
-                    f"user {user_key!r} is not in the policy and no user set grants "
-                    f"{type_name}:{action}"
-                ),
-            )
-        return Decision(
-            allowed=False,
-            reason=(
-                f"no role, user set or resource role of user {user_key!r} in tenant "
-                f"{tenant!r} grants {type_name}:{action}"
-            ),
+            return decide_in_full(current, request, trace)
+        resource = request.resource
+        method = resource.attributes.get("mcp_method")
+        key: PlanKey = (
+            resource.tenant,
+            request.user.key,
+            resource.type,
+            request.action,
+            resource.key,
+            # As is_listing(request) says, without the call: this is on every decision.
+            isinstance(method, str) and method in LISTING_METHODS,
         )
-
-
-def _unknown_target(model: DecisionIndex, type_name: str, action: str) -> Decision:
-    actions = model.resource_actions.get(type_name)
-    if actions is None:
-        reason = f"unknown resource type {type_name!r}: nothing grants {type_name}:{action}"
-    else:
-        reason = f"resource type {type_name!r} has no action {action!r}"
-    return Decision(allowed=False, reason=reason)
+        plans = current.plans
+        found: Decision | Plan | None = plans.get(key)
+        if found is None:
+            if len(plans) >= MAX_PLANS:
+                plans.clear()  # bounded: a plan costs one decision in full to work out again
+            found = plans[key] = plan(current.model, current.facts, request, key[5])
+        if isinstance(found, Decision):
+            return found
+        return found.decide(request)
