@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.to_thread
 
-from permit_guard.mapping import MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTES
+from permit_guard.attributes import MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTES
 from permit_guard.methods import BUILT_IN_ATTRIBUTES
 
 if TYPE_CHECKING:

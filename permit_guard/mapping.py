@@ -24,11 +24,11 @@ to the built-in ``mcp_method`` and ``tool_name`` / ``prompt_name`` /
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
+from permit_guard.attributes import check_size, flatten
 from permit_guard.components.binding import ArgumentBinder
 from permit_guard.exceptions import InvalidArguments
 from permit_guard.methods import LIST_METHODS, Kind
@@ -279,8 +279,8 @@ class RequestShape:
                 tenant = _tenant_from(values, self.tenant_arg, name)
             sent = _only(values, selected) if extra else values
             flat = self.flatten
-            attributes = _flatten(sent, self.prefix, name) if flat else {"arguments": sent}
-            _check_size(attributes, name)
+            attributes = flatten(sent, self.prefix, name) if flat else {"arguments": sent}
+            check_size(attributes, name)
         attributes["mcp_method"] = self.method
         attributes[self.name_attribute] = name
         return AuthzRequest(
@@ -290,14 +290,6 @@ class RequestShape:
                 type=self.resource_type, key=key, tenant=tenant, attributes=attributes
             ),
         )
-
-
-#: Nested objects are flattened this many levels deep; deeper ones stay JSON objects.
-MAX_FLATTEN_DEPTH = 3
-#: Most argument attributes one request may carry.
-MAX_ATTRIBUTES = 256
-#: Largest JSON size of all argument attributes together.
-MAX_ATTRIBUTE_BYTES = 64 * 1024
 
 
 def _bind(
@@ -315,73 +307,6 @@ def _bind(
 def _only(values: Mapping[str, Any], selected: tuple[str, ...]) -> dict[str, Any]:
     """The bound values of the selected arguments (the key or tenant bound beside them dropped)."""
     return {name: values[name] for name in selected if name in values}
-
-
-def _flatten(values: Mapping[str, Any], prefix: str, component: str) -> dict[str, Any]:
-    """``{"address": {"city": "x"}}`` → ``{"arg_address_city": "x"}``; lists stay arrays."""
-    flat: dict[str, Any] = {}
-    for name, value in values.items():
-        if type(value) not in _PLAIN and isinstance(value, Mapping) and value:
-            return _flatten_nested(values, prefix, component)
-        flat[f"{prefix}{name}"] = value
-    return flat
-
-
-#: Values that are never a mapping, told apart without an ABC check.
-_PLAIN: Final = frozenset({str, int, float, bool, type(None), list})
-
-
-def _flatten_nested(values: Mapping[str, Any], prefix: str, component: str) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-
-    def put(name: str, value: Any, depth: int) -> None:
-        if isinstance(value, Mapping) and value and depth < MAX_FLATTEN_DEPTH:
-            for key, item in value.items():
-                put(f"{name}_{key}", item, depth + 1)
-            return
-        if name in flat:
-            # Two paths name one attribute (`a_b` and `a.b`): ambiguous, refused.
-            raise InvalidArguments(f"{component}: arguments flatten to {name!r} twice")
-        flat[name] = value
-
-    for name, value in values.items():
-        put(f"{prefix}{name}", value, 0)
-    return flat
-
-
-_NUMBERS: Final = frozenset({int, float, bool})
-
-
-def _check_size(attributes: Mapping[str, Any], component: str) -> None:
-    # Cheap bound first: scalars only and short strings need no serialisation.
-    # An upper bound on the JSON size: at most 12 bytes per character (a
-    # non-BMP character escapes to two \uXXXX), names included.
-    estimate = 0
-    for name, value in attributes.items():
-        estimate += 12 * len(name) + 4
-        kind = type(value)
-        if kind is str:
-            estimate += 12 * len(value) + 2
-        elif kind in _NUMBERS or value is None or isinstance(value, int | float):
-            estimate += 24
-        elif isinstance(value, str):
-            estimate += 12 * len(value) + 2
-        else:
-            estimate = MAX_ATTRIBUTE_BYTES + 1
-            break
-    if estimate <= MAX_ATTRIBUTE_BYTES and len(attributes) <= MAX_ATTRIBUTES:
-        return
-    if len(attributes) > MAX_ATTRIBUTES:
-        raise InvalidArguments(
-            f"{component}: {len(attributes)} attributes exceed {MAX_ATTRIBUTES}; select the "
-            "arguments the policy needs with @abac_from_args"
-        )
-    size = len(json.dumps(attributes, default=str).encode())
-    if size > MAX_ATTRIBUTE_BYTES:
-        raise InvalidArguments(
-            f"{component}: arguments take {size} bytes as attributes, over "
-            f"{MAX_ATTRIBUTE_BYTES}; select the arguments the policy needs with @abac_from_args"
-        )
 
 
 def _key_from(args: Mapping[str, Any], arg: str, component: str) -> str:
