@@ -7,20 +7,17 @@ import ipaddress
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
 
 from permit_guard.engines.local import LocalPolicyEngine
-from permit_guard.testing._http import _Server, _shut
+from permit_guard.testing._server import Server
 from permit_guard.testing._wire import _ALL_DECISION_PATHS as _DECISION_PATHS
 from permit_guard.testing._wire import _BATCH_PATHS, _decided
 from permit_guard.testing.faults import Fault, _Armed
 
 __all__ = ["LocalPDP"]
-
-_POLL_INTERVAL: Final = 0.05
 
 
 class LocalPDP:
@@ -42,10 +39,10 @@ class LocalPDP:
     and ``GET /.well-known/authzen-configuration`` (see docs/authzen.md).
 
     HTTP/1.1 keep-alive works: a client may send any number of requests over
-    one connection. Each connection is served on its own daemon thread, so the
-    server never blocks an event loop, and :meth:`stop` closes every open
-    connection and returns within its timeout, even while an answer is being
-    delayed.
+    one connection. Every connection is served by one event loop on a daemon
+    thread of its own, so the server never blocks the caller's event loop and
+    costs little per request, and :meth:`stop` closes every open connection
+    and returns within its timeout, even while an answer is being delayed.
 
     Start it as a context manager, sync or async, or with :meth:`start` and
     :meth:`stop`::
@@ -93,10 +90,8 @@ class LocalPDP:
         self._family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: Server | None = None
         self._url: str | None = None
-        self._open: dict[socket.socket, threading.Thread] = {}
         self._faults: list[_Armed] = []
         self._requests = 0
         self._by_path: dict[str, int] = {}
@@ -192,18 +187,11 @@ class LocalPDP:
         if self._server is not None:
             raise RuntimeError(f"LocalPDP is already running at {self._url}")
         self._stopping.clear()
-        server = _Server((self._host, self._port), self, self._family)
-        port = server.socket.getsockname()[1]
+        server = Server((self._host, self._port), self, self._family)
         host = f"[{self._host}]" if self._family == socket.AF_INET6 else self._host
-        url = f"http://{host}:{port}"
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL},
-            name=f"LocalPDP {url}",
-            daemon=True,
-        )
-        thread.start()
-        self._server, self._thread, self._url = server, thread, url
+        url = f"http://{host}:{server.port}"
+        server.start(name=f"LocalPDP {url}")
+        self._server, self._url = server, url
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -215,22 +203,12 @@ class LocalPDP:
         Args:
             timeout: The most seconds to wait for connection threads to end.
         """
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
+        server = self._server
+        if server is None:
             return
-        deadline = time.monotonic() + timeout
         self._stopping.set()
-        # Returns within one poll interval: serve_forever is already running.
-        server.shutdown()
-        thread.join(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            still_open = list(self._open.items())
-        for connection, _ in still_open:
-            _shut(connection)
-        for _, handler in still_open:
-            handler.join(max(0.0, deadline - time.monotonic()))
-        server.server_close()
-        self._server = self._thread = self._url = None
+        server.stop(timeout)
+        self._server = self._url = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -355,20 +333,11 @@ class LocalPDP:
         with self._lock:
             self._faults.clear()
 
-    # -- called from connection threads ----------------------------------------
+    # -- called from the server's thread ----------------------------------------
 
-    def _accepted(self, connection: socket.socket) -> None:
+    def _accepted(self) -> None:
         with self._lock:
             self._connections += 1
-            self._open[connection] = threading.current_thread()
-            # Read under the lock: stop() sets the event, then lists open connections.
-            stopping = self._stopping.is_set()
-        if stopping:
-            _shut(connection)
-
-    def _released(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._open.pop(connection, None)
 
     def _count(self, path: str) -> None:
         with self._lock:
