@@ -1,10 +1,13 @@
 """Pooled HTTP for the engines that ask a decision point over the network.
 
-Shared by :class:`~permit_guard.engines.permit.PermitPDPEngine` and
-:class:`~permit_guard.engines.authzen.AuthZENEngine`: one keep-alive aiohttp
-session per engine and event loop, a timeout on every request, and every
-transport failure turned into an :class:`EngineError` naming where it
-happened. What a status or a body means is each engine's to read.
+:class:`SessionPool`, one keep-alive aiohttp session per engine and event
+loop, serves :class:`~permit_guard.engines.authzen.AuthZENEngine` (whose
+discovered endpoints may live on other hosts); ``_origin.OriginPool`` serves
+the one PDP of :class:`~permit_guard.engines.permit.PermitPDPEngine`. Both put
+a timeout on every request and turn every transport failure into an
+:class:`EngineError` naming where it happened. What a status or a body means
+is each engine's to read; :class:`Answer`, :func:`read_json` and
+:func:`preview` are shared.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import aiohttp
 
 from permit_guard.exceptions import EngineError
 
-_NO_BODY: Final = object()
+NO_BODY: Final = object()
 
 
 class SessionPool:
@@ -96,7 +99,7 @@ class Answer:
 
 
 async def send(
-    pool: SessionPool, method: str, url: str, *, where: str, payload: Any = _NO_BODY
+    pool: SessionPool, method: str, url: str, *, where: str, payload: Any = NO_BODY
 ) -> Answer:
     """Send one request through ``pool`` and read its whole answer.
 
@@ -115,7 +118,7 @@ async def send(
             timeout or any connection failure.
     """
     data: str | None = None
-    if payload is not _NO_BODY:
+    if payload is not NO_BODY:
         try:
             data = json.dumps(payload)
         except (TypeError, ValueError, RecursionError) as exc:
