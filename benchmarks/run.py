@@ -19,7 +19,10 @@ its per-round ratios to the unguarded server:
    100,000 users, instances and tuples (``engine.py``);
 4. the RSS of a guarded server over 50,000 calls and 5,000 lists, both
    engines, and the PDP connections it opens (``memory.py``);
-5. with ``--profile``: pyinstrument profiles of calls and lists, in memory and
+5. over streamable HTTP, server, client and PDP each in a process of its
+   own: sequential calls, one bare PDP round trip timed in the server, and
+   20 concurrent clients' throughput (``streamable_http.py``);
+6. with ``--profile``: pyinstrument profiles of calls and lists, in memory and
    over HTTP (``profiles.py``).
 
 Writes ``benchmarks/results/latest.json``. Only loopback traffic; every loop
@@ -45,6 +48,7 @@ import engine
 import in_memory
 import memory
 import profiles
+import streamable_http
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -73,6 +77,9 @@ async def run(quick: bool, profile: bool) -> dict[str, Any]:
     report["memory"] = await memory.bench_memory(
         calls=5_000 if quick else 50_000, lists=500 if quick else 5_000
     )
+    report["http"] = await streamable_http.bench_http(
+        rounds=3 if quick else 9, calls=50 if quick else 100, clients=20
+    )
     if profile:
         report["profiles"] = await profiles.profile_all(
             calls=300 if quick else 2000, lists=3 if quick else 10
@@ -86,6 +93,7 @@ def table(report: dict[str, Any]) -> str:
         in_memory.table(report["calls"], report["lists"], report["precall_list"]),
         engine.table(report["engine"], report["scale"]),
         memory.table(report["memory"]),
+        streamable_http.table(report["http"]),
     ]
     if "profiles" in report:
         parts.append("profiles (pyinstrument)\n" + profiles.table(report["profiles"]))
