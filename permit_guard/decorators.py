@@ -52,7 +52,14 @@ from permit_guard._signatures import (
     without_parentheses,
 )
 from permit_guard.exceptions import DecoratorError
-from permit_guard.spec import SPEC_ATTRIBUTE, AttributeLoader, Fixed, GuardSpec, fixed
+from permit_guard.spec import (
+    SPEC_ATTRIBUTE,
+    AttributeLoader,
+    Fixed,
+    GuardSpec,
+    fixed,
+    record_spec,
+)
 
 __all__ = ["GuardSpec", "abac_from_args", "fixed", "public", "require_permission"]
 
@@ -244,7 +251,7 @@ def _merge(fn: Callable[..., Any], new: GuardSpec, decorator: str) -> None:
             function=new.function,
         )
     try:
-        setattr(fn, SPEC_ATTRIBUTE, merged)
+        record_spec(fn, merged)
     except (AttributeError, TypeError) as exc:
         raise DecoratorError(
             f"@{decorator} can only decorate functions, not {type(fn).__name__}",

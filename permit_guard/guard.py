@@ -193,8 +193,8 @@ class Guard:
         """
         started = time.perf_counter()
         event = ListRequest(audited_as or method, targets)
-        plans = [await self.planner.plan(method, target) for target in targets]
-        public = tuple(plan.why == "public" for plan in plans)
+        listing = await self.planner.lists.plan(self.planner, method, targets)
+        public = listing.public
         principal = await identify()
         if principal is None:
             return self._listed(event, None, public, NO_CREDENTIALS, "no-credentials", started)
@@ -202,20 +202,9 @@ class Guard:
             reason = "not in known_methods"
             return self._listed(event, principal, public, reason, "method", started)
 
-        gate = self.planner.gate(method, principal)
-        asked: list[AuthzRequest] = [gate] if gate is not None else []
-        item_requests: list[AuthzRequest | None] = []
-        for plan, target in zip(plans, targets, strict=True):
-            request = None
-            if plan.asks:
-                try:
-                    request = self.planner.request(plan, method, target, principal)
-                except InvalidArguments:
-                    request = None
-            item_requests.append(request)
-            if request is not None:
-                asked.append(request)
-
+        gate, item_requests, asked = self.planner.lists.ask(
+            self.planner, method, listing, principal
+        )
         if not asked:
             return self._listed(event, principal, public, "nothing to ask", "engine", started)
         try:
@@ -252,7 +241,7 @@ class Guard:
             "engine",
             started,
             gate=gate,
-            requests=tuple(item_requests),
+            requests=item_requests,
             decisions=item_decisions,
         )
 

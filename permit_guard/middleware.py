@@ -35,7 +35,6 @@ from permit_guard.completion import complete
 from permit_guard.components.lookup import (
     Component,
     Target,
-    listed,
     requested_version,
     server_of,
     target,
@@ -371,7 +370,8 @@ class PermitMcpMiddleware(Middleware):
         self, context: MiddlewareContext[Any], method: str, items: Sequence[C]
     ) -> Sequence[C]:
         """Keep the items the caller may use: the gate and every item in ONE ``check_many``."""
-        targets = await listed(server_of(context), LIST_METHOD_KINDS[method], items)
+        lists = self.guard.planner.lists
+        targets = await lists.targets(server_of(context), LIST_METHOD_KINDS[method], items)
         verdict = await self.guard.decide_list(method, targets, identify=self._identifier(context))
         return await self.enforcement.kept(method, targets, verdict, items)
 

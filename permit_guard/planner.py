@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from permit_guard.ambiguity import ambiguous_tools
 from permit_guard.components.lookup import Target
 from permit_guard.components.resolve import Resolved, resolve
+from permit_guard.list_plans import ListMemo
 from permit_guard.mapping import MappingConfig, RequestShape, gate_request
 from permit_guard.methods import CALL_METHODS, LIST_METHODS, MethodRules
 from permit_guard.model import AuthzRequest, Principal
@@ -60,6 +61,7 @@ class Planner:
         "_surveyed",
         "ambiguous",
         "default_deny",
+        "lists",
         "loader_timeout",
         "mapping",
         "rules",
@@ -86,6 +88,8 @@ class Planner:
         # while all of that is still the same (see _memo_plan).
         self._plans: dict[tuple[str, str, str, int], _PlanEntry] = {}
         self._shapes: dict[tuple[str, str, str, int], _ShapeEntry] = {}
+        #: Whole lists' targets, plans and requests, kept the same way.
+        self.lists = ListMemo()
 
     async def survey(self, server: FastMCP[Any]) -> bool:
         """Look at the server's tools as a whole: find those whose actions are ambiguous.

@@ -19,7 +19,9 @@ __all__ = [
     "GuardSpec",
     "Loader",
     "fixed",
+    "record_spec",
     "spec_of",
+    "specs_recorded",
 ]
 
 #: The function attribute a spec is stored under.
@@ -27,6 +29,27 @@ SPEC_ATTRIBUTE: Final = "__permit_guard_spec__"
 
 #: ``__wrapped__`` chains longer than this are not followed.
 _MAX_WRAPPED_DEPTH = 16
+
+#: Specs recorded so far, by :func:`record_spec`: what the guard keeps per list
+#: holds only while this stays the same.
+_recorded = 0
+
+
+def record_spec(fn: object, spec: GuardSpec) -> None:
+    """Record ``spec`` on ``fn``: the one way a spec is written.
+
+    Raises:
+        AttributeError: If ``fn`` takes no attributes.
+        TypeError: Likewise, for some built-in callables.
+    """
+    global _recorded
+    setattr(fn, SPEC_ATTRIBUTE, spec)
+    _recorded += 1
+
+
+def specs_recorded() -> int:
+    """How many specs :func:`record_spec` has recorded, in this process."""
+    return _recorded
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -15,7 +15,9 @@ from fastmcp.server.middleware.caching import ResponseCachingMiddleware
 from mcp import MCPError
 
 from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, Principal, require_permission
+from permit_guard import list_plans
 from permit_guard import planner as planner_module
+from permit_guard.testing import RecordingEngine
 
 POLICY: dict[str, Any] = {
     "resources": {
@@ -31,7 +33,8 @@ POLICY: dict[str, Any] = {
 
 def guarded(**options: Any) -> tuple[FastMCP[Any], PermitMcpMiddleware]:
     mcp: FastMCP[Any] = FastMCP("memo")
-    guard = PermitMcpMiddleware(engine=LocalPolicyEngine.from_dict(POLICY), **options)
+    options.setdefault("engine", LocalPolicyEngine.from_dict(POLICY))
+    guard = PermitMcpMiddleware(**options)
     guard.attach(mcp)
     return mcp, guard
 
@@ -159,3 +162,104 @@ async def test_lists_of_callers_taking_turns_are_each_their_own() -> None:
         ]:
             turn["caller"] = Principal(key=caller)
             assert sorted(t.name for t in await client.list_tools()) == visible
+
+
+# -- whole lists ----------------------------------------------------------------------------
+
+
+def listing_server(engine: Any = None) -> tuple[FastMCP[Any], PermitMcpMiddleware]:
+    mcp, guard = guarded(**({"engine": engine} if engine is not None else {}))
+
+    @require_permission(action="read")
+    def report() -> str:
+        return "ok"
+
+    @require_permission(action="write")
+    def edit() -> str:
+        return "ok"
+
+    mcp.tool(report)
+    mcp.tool(edit)
+    return mcp, guard
+
+
+async def names(client: Client[Any]) -> list[str]:
+    return sorted(tool.name for tool in await client.list_tools())
+
+
+async def test_a_list_again_asks_the_engine_the_same_requests() -> None:
+    """The same caller listing again: the same request objects, and the engine asked each time."""
+    engine = RecordingEngine(LocalPolicyEngine.from_dict(POLICY))
+    mcp, _ = listing_server(engine)
+    async with Client(mcp) as client:
+        assert await names(client) == ["report"]
+        engine.reset()
+        await names(client)
+        await names(client)
+    assert engine.calls == [("check_many", 3)] * 2  # the gate and both tools, each time
+    first, second = engine.requests[:3], engine.requests[3:]
+    assert all(a is b for a, b in zip(first, second, strict=True))
+
+
+async def test_a_revoked_role_hides_a_listed_tool_at_once() -> None:
+    """Nothing decided is kept: an unassigned role shows in the very next list."""
+    engine = LocalPolicyEngine.from_dict(POLICY)
+    mcp, _ = listing_server(engine)
+    async with Client(mcp) as client:
+        assert await names(client) == ["report"]
+        await engine.api.role_assignments.unassign(
+            {"user": "client", "role": "reader", "tenant": "default"}
+        )
+        assert await names(client) == []
+
+
+async def test_a_tool_added_or_redecorated_between_lists_is_seen() -> None:
+    """A new tool is listed (or not) by its own spec; a spec put on a listed tool counts."""
+    mcp, _ = listing_server()
+    async with Client(mcp) as client:
+        assert await names(client) == ["report"]
+
+        def audit_log() -> str:
+            return "ok"
+
+        mcp.tool(audit_log)
+        assert await names(client) == ["report"]  # action audit-log: not granted
+        require_permission(action="read")(audit_log)
+        assert await names(client) == ["audit_log", "report"]
+        mcp.local_provider.remove_tool("report")
+        assert await names(client) == ["audit_log"]
+
+
+async def test_a_caller_whose_attributes_changed_is_asked_anew() -> None:
+    """Same key, other attributes: the list requests carry the new attributes."""
+    engine = RecordingEngine(LocalPolicyEngine.from_dict(POLICY))
+    turn = {"caller": Principal(key="client", attributes={"level": 1})}
+    mcp: FastMCP[Any] = FastMCP("attributes")
+    PermitMcpMiddleware(engine=engine, identity=lambda _: turn["caller"]).attach(mcp)
+    mcp.tool(require_permission(action="read")(lambda: "ok"), name="report")
+    async with Client(mcp) as client:
+        await client.list_tools()
+        turn["caller"] = Principal(key="client", attributes={"level": 2})
+        engine.reset()
+        await client.list_tools()
+    assert engine.calls == [("check_many", 2)]
+    assert {request.user.attributes["level"] for request in engine.requests} == {2}
+
+
+async def test_the_list_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More callers than the memo holds: it starts afresh, and every list is still right."""
+    monkeypatch.setattr(list_plans, "CALLERS_LIMIT", 4)
+    policy = {**POLICY, "users": {f"user_{n}": {"roles": ["reader"]} for n in range(10)}}
+    turn = {"caller": Principal(key="user_0")}
+    mcp: FastMCP[Any] = FastMCP("callers")
+    guard = PermitMcpMiddleware(
+        engine=LocalPolicyEngine.from_dict(policy), identity=lambda _: turn["caller"]
+    )
+    guard.attach(mcp)
+    mcp.tool(require_permission(action="read")(lambda: "ok"), name="report")
+    async with Client(mcp) as client:
+        for index in list(range(10)) * 2 + [42]:
+            turn["caller"] = Principal(key=f"user_{index}")
+            expected = [] if index == 42 else ["report"]
+            assert await names(client) == expected
+            assert len(guard.guard.planner.lists._asked) <= 4
