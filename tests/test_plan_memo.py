@@ -14,8 +14,13 @@ from fastmcp import Client, FastMCP
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
 from mcp import MCPError
 
-from permit_guard import LocalPolicyEngine, PermitMcpMiddleware, Principal, require_permission
-from permit_guard import list_plans
+from permit_guard import (
+    LocalPolicyEngine,
+    PermitMcpMiddleware,
+    Principal,
+    list_plans,
+    require_permission,
+)
 from permit_guard import planner as planner_module
 from permit_guard.testing import RecordingEngine
 
