@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -52,6 +53,20 @@ async def per_call(client: Client[Any], calls: int, vary: bool = True) -> float:
     for index in range(calls):
         await client.call_tool("tool_0", {"x": index if vary else 1})
     return (time.perf_counter() - started) / calls
+
+
+async def median_call(client: Client[Any], calls: int, vary: bool = True) -> float:
+    """Seconds of the median of ``calls`` sequential calls of ``tool_0``.
+
+    The median of single calls, not the mean of a batch: a pause of the
+    machine's (another tenant, a collection) then moves no result.
+    """
+    samples = []
+    for index in range(calls):
+        started = time.perf_counter()
+        await client.call_tool("tool_0", {"x": index if vary else 1})
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
 
 
 async def per_list(client: Client[Any], lists: int) -> float:

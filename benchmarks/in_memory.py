@@ -25,7 +25,7 @@ from fastmcp import Client, FastMCP
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import per_call, per_list, server, tool_policy
+from common import median_call, per_list, server, tool_policy
 from native import variants
 from rounds import paired, ratio_text
 
@@ -93,13 +93,15 @@ async def bench_calls(sizes: list[int], rounds: int, calls: int) -> dict[str, An
 
                 def trial(name: str) -> Any:
                     vary = name != "guard, PDP engine, cache hits"  # a fixed argument hits
-                    return lambda: per_call(clients[name], calls, vary)
+                    return lambda: median_call(clients[name], calls, vary)
 
                 async def round_trip(engine: PermitPDPEngine = pdp) -> float:
-                    started = time.perf_counter()
+                    samples = []
                     for _ in range(calls):
+                        started = time.perf_counter()
                         await engine.check(request)
-                    return (time.perf_counter() - started) / calls
+                        samples.append(time.perf_counter() - started)
+                    return statistics.median(samples)
 
                 trials = {name: trial(name) for name in servers}
                 trials["bare PDP round trip"] = round_trip
