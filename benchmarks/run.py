@@ -1,6 +1,6 @@
 """Every benchmark of the guard, in one run, with a table and a JSON file.
 
-    python3 -m uv run python benchmarks/run.py            # full run (about 25 minutes)
+    python3 -m uv run python benchmarks/run.py            # full run (about 21 minutes)
     python3 -m uv run python benchmarks/run.py --quick    # a few minutes
     python3 -m uv run python benchmarks/run.py --profile  # also the four profiles
 
