@@ -86,15 +86,30 @@ async def test_one_request_per_call_and_one_bulk_per_list_over_http(pdp: LocalPD
 
 
 async def test_a_dropped_connection_fails_closed_and_is_replaced(pdp: LocalPDP) -> None:
-    """A connection the PDP drops mid-request denies that check; the next opens a new one."""
+    """A new connection the PDP drops mid-request denies that check; the next opens another."""
     async with PermitPDPEngine(pdp.url, KEY) as engine:
-        await engine.check(_request())
         pdp.inject(Fault.drop(), times=1)
-        with pytest.raises(EngineError, match="could not be reached"):
+        with pytest.raises(EngineError, match="closed before the answer began"):
             await engine.check(_request())
         assert (await engine.check(_request())).allowed
-    assert pdp.requests == 3
+    assert pdp.requests == 2
     assert pdp.connections == 2
+
+
+async def test_a_reused_connection_closed_unanswered_is_tried_once_more(pdp: LocalPDP) -> None:
+    """A kept connection the PDP closes as it is reused (its idle timeout ran out): the check
+    is sent once more on a new connection; closed again, it is denied. Never a third time."""
+    async with PermitPDPEngine(pdp.url, KEY) as engine:
+        assert (await engine.check(_request())).allowed
+        pdp.inject(Fault.drop(), times=1)
+        assert (await engine.check(_request())).allowed
+        assert (pdp.requests, pdp.connections) == (3, 2)
+        pdp.inject(Fault.drop(), times=2)
+        with pytest.raises(EngineError, match="closed before the answer began"):
+            await engine.check(_request())
+        assert (pdp.requests, pdp.connections) == (5, 3)
+        assert (await engine.check(_request())).allowed
+    assert pdp.connections == 4
 
 
 def _free_port() -> int:

@@ -34,6 +34,10 @@ class _Malformed(Exception):
     """An answer that is not HTTP/1.1 as this client reads it."""
 
 
+class _Unanswered(ConnectionError):
+    """The connection ended before any of the answer came: the request may be sent again."""
+
+
 _Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -140,6 +144,8 @@ class OriginPool:
                 return await self._exchange(connections, request)
         except TimeoutError as exc:
             raise EngineError(f"{where} did not answer within {self.timeout}s") from exc
+        except _Unanswered as exc:
+            raise EngineError(f"{where} could not be reached: {exc}") from exc
         except asyncio.IncompleteReadError as exc:
             raise EngineError(
                 f"{where} could not be reached: the connection closed before the answer ended"
@@ -165,25 +171,19 @@ class OriginPool:
                 writer.close()
             else:
                 connection = candidate
-        if connection is None:
-            if self._tls and self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            connection = await asyncio.open_connection(
-                self._host, self._port, ssl=self._ssl if self._tls else None, limit=_MAX_HEAD
-            )
-        reader, writer = connection
-        keep = False
-        try:
-            writer.write(request)
-            await writer.drain()
-            answer, keep = await _read_answer(reader)
-        finally:
-            # Kept only after a whole answer: otherwise its next bytes are unknown.
-            if keep and not connections.closed:
-                connections.idle.append(connection)
-            else:
-                writer.close()
-        return answer
+        if connection is not None:
+            try:
+                return await _over(connections, connection, request)
+            except _Unanswered:
+                # Closed by the PDP as it was reused (its idle timeout ran out meanwhile):
+                # a check changes nothing, so it is sent once more, on a new connection.
+                pass
+        if self._tls and self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        connection = await asyncio.open_connection(
+            self._host, self._port, ssl=self._ssl if self._tls else None, limit=_MAX_HEAD
+        )
+        return await _over(connections, connection, request)
 
     async def aclose(self) -> None:
         """Close every loop's connections: this loop's here, other live loops' on their loop."""
@@ -202,10 +202,36 @@ class OriginPool:
             # The connections of a loop already closed went with it.
 
 
+async def _over(connections: Connections, connection: _Connection, request: bytes) -> Answer:
+    """Send ``request`` over ``connection`` and read the answer; keep the connection if it may."""
+    reader, writer = connection
+    keep = False
+    try:
+        try:
+            writer.write(request)
+            await writer.drain()
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise _Unanswered(f"the connection closed before the request was sent ({exc})") from exc
+        answer, keep = await _read_answer(reader)
+    finally:
+        # Kept only after a whole answer: otherwise its next bytes are unknown.
+        if keep and not connections.closed:
+            connections.idle.append(connection)
+        else:
+            writer.close()
+    return answer
+
+
 async def _read_answer(reader: asyncio.StreamReader) -> tuple[Answer, bool]:
     """One answer from ``reader``, and whether the connection may carry another."""
-    for _ in range(_MAX_INFORMATIONAL):
-        lines = (await reader.readuntil(b"\r\n\r\n"))[:-4].decode("latin-1").split("\r\n")
+    for attempt in range(_MAX_INFORMATIONAL):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            if attempt == 0 and not getattr(exc, "partial", b""):
+                raise _Unanswered("the connection closed before the answer began") from exc
+            raise
+        lines = head[:-4].decode("latin-1").split("\r\n")
         version, _, rest = lines[0].partition(" ")
         code = rest[:3]
         if not (version.startswith("HTTP/1.") and code.isdigit() and rest[3:4] in ("", " ")):
