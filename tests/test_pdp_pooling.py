@@ -182,7 +182,11 @@ class Responder:
                 answer = self.answers.pop(0)
                 writer.write(answer)
                 await writer.drain()
-                if answer.startswith(b"HTTP/1.0") or b"Connection: close" in answer:
+                if (
+                    answer.startswith(b"HTTP/1.0")
+                    or b"Connection: close" in answer
+                    or b"\r\n\r\n" not in answer  # cut short: then closed
+                ):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client closed its end
@@ -249,8 +253,20 @@ async def test_answers_framed_every_http11_way_are_read(answer: bytes, connectio
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed HTTP"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{", "could not be reached"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]", "unexpected shape"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}", "malformed HTTP"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\n{}", "malformed HTTP"),
     ],
-    ids=["not-http", "status", "header", "length", "chunk", "cut-short", "shape"],
+    ids=[
+        "not-http",
+        "status",
+        "header",
+        "length",
+        "chunk",
+        "cut-short",
+        "shape",
+        "signed-length",
+        "hex-prefixed-chunk",
+    ],
 )
 async def test_answers_that_are_not_http_fail_closed(answer: bytes, error: str) -> None:
     """Every answer the engine cannot read as HTTP/1.1 and the PDP's shape is an EngineError."""
@@ -287,3 +303,37 @@ async def test_an_answer_that_never_ends_times_out() -> None:
         server.close()
         await server.wait_closed()
         await asyncio.wait_for(asyncio.gather(*stalled), 10)
+
+
+DENY = b'{"allow": false}'
+
+
+async def test_bytes_past_an_answer_are_never_read_as_the_next_one() -> None:
+    """An answer followed by more bytes (here a whole smuggled allow): the connection is not
+    kept, and the next check reads its own answer on a new one."""
+    answers = [_ok(DENY) + _ok(ALLOW), _ok(DENY)]
+    async with responder(answers) as (url, served), PermitPDPEngine(url, KEY) as engine:
+        assert not (await engine.check(_request())).allowed
+        assert not (await engine.check(_request())).allowed
+    assert served.accepted == 2
+
+
+async def test_an_answer_framed_two_ways_is_read_chunked_and_not_kept() -> None:
+    """Chunks and a Content-Length together: the chunks frame it, and the connection goes."""
+    both = CHUNKED.replace(b"chunked\r\n", b"chunked\r\nContent-Length: 3\r\n")
+    async with responder([both, both]) as (url, served), PermitPDPEngine(url, KEY) as engine:
+        assert (await engine.check(_request())).allowed
+        assert (await engine.check(_request())).allowed
+    assert served.accepted == 2
+
+
+async def test_a_kept_connection_closed_after_part_of_an_answer_is_not_retried() -> None:
+    """Part of an answer came: the check is denied, and not sent again."""
+    async with (
+        responder([_ok(), b"HTTP/1.1 2"]) as (url, served),
+        PermitPDPEngine(url, KEY, timeout=2) as engine,
+    ):
+        assert (await engine.check(_request())).allowed
+        with pytest.raises(EngineError, match="closed before the answer ended"):
+            await engine.check(_request())
+    assert served.accepted == 1

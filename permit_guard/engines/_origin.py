@@ -167,7 +167,7 @@ class OriginPool:
         while connections.idle and connection is None:  # bounded: the list only shrinks
             reader, writer = candidate = connections.idle.pop()
             # An idle connection the server has closed (or is closing) is not reused.
-            if reader.at_eof() or writer.is_closing():
+            if reader.at_eof() or writer.is_closing() or _buffered(reader):
                 writer.close()
             else:
                 connection = candidate
@@ -202,6 +202,16 @@ class OriginPool:
             # The connections of a loop already closed went with it.
 
 
+def _buffered(reader: asyncio.StreamReader) -> bool:
+    """Whether bytes no answer accounts for wait on ``reader``: its next answer is in doubt.
+
+    Read from the reader's buffer (the standard library's ``StreamReader`` keeps
+    it in ``_buffer``): a kept connection carrying them would hand one check's
+    bytes to the next.
+    """
+    return bool(getattr(reader, "_buffer", b""))
+
+
 async def _over(connections: Connections, connection: _Connection, request: bytes) -> Answer:
     """Send ``request`` over ``connection`` and read the answer; keep the connection if it may."""
     reader, writer = connection
@@ -215,7 +225,7 @@ async def _over(connections: Connections, connection: _Connection, request: byte
         answer, keep = await _read_answer(reader)
     finally:
         # Kept only after a whole answer: otherwise its next bytes are unknown.
-        if keep and not connections.closed:
+        if keep and not connections.closed and not _buffered(reader):
             connections.idle.append(connection)
         else:
             writer.close()
@@ -228,7 +238,8 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[Answer, bool]:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
-            if attempt == 0 and not getattr(exc, "partial", b""):
+            partial = getattr(exc, "partial", b"")
+            if attempt == 0 and not partial and not _buffered(reader):
                 raise _Unanswered("the connection closed before the answer began") from exc
             raise
         lines = head[:-4].decode("latin-1").split("\r\n")
@@ -252,17 +263,23 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[Answer, bool]:
     tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
     keep = "close" not in tokens and (version == "HTTP/1.1" or "keep-alive" in tokens)
     content_type = headers.get("content-type", "no content type")
+    codings = [c.strip().lower() for c in headers.get("transfer-encoding", "").split(",")]
     if status in (204, 304):
         raw = b""
-    elif "chunked" in headers.get("transfer-encoding", "").lower():
+    elif codings[-1] == "chunked":
         raw = await _read_chunked(reader)
-    elif "content-length" in headers:
-        length = int(headers["content-length"])
+        # With a Content-Length beside it, the framing is in doubt: not reused.
+        keep = keep and "content-length" not in headers
+    elif "content-length" in headers and codings == [""]:
+        text = headers["content-length"]
+        if not text.isdigit() or not text.isascii():
+            raise _Malformed(f"Content-Length {text[:40]!r}")
+        length = int(text)
         if not 0 <= length <= _MAX_BODY:
             raise _Malformed(f"Content-Length {length}")
         raw = await reader.readexactly(length)
     else:
-        # Neither a length nor chunks: the answer ends with the connection.
+        # Neither a length nor chunks last: the answer ends with the connection.
         body = bytearray()
         while not reader.at_eof():  # bounded: every pass reads, and stops over _MAX_BODY
             body += await reader.read(65536)
@@ -276,7 +293,10 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     chunks: list[bytes] = []
     total = 0
     for _ in range(_MAX_CHUNKS):
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+        digits = (await reader.readuntil(b"\r\n")).split(b";")[0].strip()
+        if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+            raise _Malformed(f"chunk size {digits[:40]!r}")
+        size = int(digits, 16)
         if size == 0:
             # Trailers, if any, then the empty line that ends the answer.
             for _ in range(_MAX_INFORMATIONAL * 10):
