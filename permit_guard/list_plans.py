@@ -4,9 +4,10 @@ FastMCP 4.1.x clients list the tools before every call with arguments, and
 agents list often: the same caller listing the same components again gets
 the same targets, plans and requests without their being worked out item by
 item. Each is kept with what it was made from and used only while every part
-of that is the same object (the listed components, the rules, the mapping)
-or, for the caller, an equal one, and while no decorator has recorded a spec
-since (see :func:`permit_guard.spec.record_spec`). The engine is still
+of that is the same object (the listed components, each one's function and
+name, the rules, the mapping) or, for the caller, the same one
+(:meth:`~permit_guard.model.Principal.same_as`), and while no decorator has
+recorded a spec since (see :func:`permit_guard.spec.record_spec`). The engine is still
 asked on every list, so a policy change or a revoked grant shows at once.
 """
 
@@ -16,7 +17,10 @@ import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from permit_guard.components.lookup import Component, Target, listed
+from fastmcp.resources.base import Resource
+from fastmcp.resources.template import ResourceTemplate
+
+from permit_guard.components.lookup import DETACHED, Component, Target, listed
 from permit_guard.exceptions import InvalidArguments
 from permit_guard.methods import Kind
 from permit_guard.model import AuthzRequest, Principal
@@ -73,6 +77,36 @@ class _Asked(NamedTuple):
     ask: ListAsk
 
 
+class _Listed(NamedTuple):
+    server: object
+    items: tuple[Component, ...]
+    looks: tuple[list[Any], list[Any]]
+    targets: tuple[Target, ...]
+
+
+def _looks(items: Sequence[Component]) -> tuple[list[Any], list[Any]]:
+    """Each item's function and the field its target's name is read from."""
+    fns = [getattr(item, "fn", None) for item in items]
+    return fns, [_name_field(type(item))(item) for item in items]
+
+
+_NAME_FIELDS: dict[type, operator.attrgetter[Any]] = {}
+
+
+def _name_field(kind: type) -> operator.attrgetter[Any]:
+    """What :func:`component_name` reads, per class (an ``isinstance`` per item is slow)."""
+    field = _NAME_FIELDS.get(kind)
+    if field is None:
+        if issubclass(kind, ResourceTemplate):
+            field = operator.attrgetter("uri_template")
+        elif issubclass(kind, Resource):
+            field = operator.attrgetter("uri")
+        else:
+            field = operator.attrgetter("name")
+        _NAME_FIELDS[kind] = field
+    return field
+
+
 def _same(left: Sequence[Any], right: Sequence[Any]) -> bool:
     return len(left) == len(right) and all(map(operator.is_, left, right))
 
@@ -83,21 +117,33 @@ class ListMemo:
     __slots__ = ("_asked", "_items", "_plans")
 
     def __init__(self) -> None:
-        self._items: dict[Kind, tuple[tuple[Component, ...], tuple[Target, ...]]] = {}
+        self._items: dict[Kind, _Listed] = {}
         self._plans: dict[str, _Kept] = {}
         self._asked: dict[tuple[str, str], _Asked] = {}
 
     async def targets(
         self, server: FastMCP[Any] | None, kind: Kind, items: Sequence[Component]
     ) -> tuple[Target, ...]:
-        """The targets of a list response's items (see :func:`listed`), kept per kind."""
+        """The targets of a list response's items (see :func:`listed`), kept per kind.
+
+        Kept while the server and the listed objects are the same, and each
+        still has the function and the name it had (a component changed in
+        place is looked at anew).
+        """
+        looks = _looks(items)
         kept = self._items.get(kind)
-        if kept is not None and _same(kept[0], items):
-            return kept[1]
+        if (
+            kept is not None
+            and kept.server is server
+            and _same(kept.items, items)
+            and _same(kept.looks[0], looks[0])
+            and _same(kept.looks[1], looks[1])
+        ):
+            return kept.targets
         targets = tuple(await listed(server, kind, items))
-        # A detached copy stands for the server's component of its name: that may change.
-        if all(target.component is item for target, item in zip(targets, items, strict=True)):
-            self._items[kind] = (tuple(items), targets)
+        # A detached copy stands for the server's component of its name: looked up each time.
+        if not any(type(item) in DETACHED for item in items):
+            self._items[kind] = _Listed(server, tuple(items), looks, targets)
         return targets
 
     async def plan(self, planner: Planner, method: str, targets: Sequence[Target]) -> ListPlan:
@@ -140,7 +186,7 @@ class ListMemo:
             kept is not None
             and kept.plan is listing
             and _same(kept.made_under, made_under)
-            and (kept.principal is principal or kept.principal == principal)
+            and kept.principal.same_as(principal)
         ):
             return kept.ask
         gate = planner.gate(method, principal)

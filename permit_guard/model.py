@@ -32,6 +32,18 @@ class Principal:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     tenant: str | None = None
 
+    def same_as(self, other: Principal) -> bool:
+        """Equal, and of the same types throughout: ``1``, ``1.0`` and ``True`` differ.
+
+        What the guard keeps for one caller is reused for another only when
+        this holds: a PDP's policy may tell those values apart.
+        """
+        return self is other or (
+            self.key == other.key
+            and self.tenant == other.tenant
+            and _same_value(self.attributes, other.attributes, 0)
+        )
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Resource:
@@ -180,3 +192,20 @@ def _text(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedRequest(f"{where} must be a non-empty string, not {value!r}")
     return value
+
+
+def _same_value(left: Any, right: Any, depth: int) -> bool:
+    """``left == right`` with the same type at every level (bounded in depth)."""
+    if type(left) is not type(right):
+        return False
+    if depth > 32:
+        return False  # too deep to tell: not the same, so nothing is reused
+    if isinstance(left, Mapping):
+        return left.keys() == right.keys() and all(
+            _same_value(value, right[key], depth + 1) for key, value in left.items()
+        )
+    if isinstance(left, list | tuple):
+        return len(left) == len(right) and all(
+            _same_value(a, b, depth + 1) for a, b in zip(left, right, strict=True)
+        )
+    return bool(left == right)

@@ -232,7 +232,7 @@ class Planner:
             if validate:
                 # A list entry's request depends on the caller alone: the last one is reused.
                 last = entry.last
-                if last is not None and (last[0] is principal or last[0] == principal):
+                if last is not None and last[0].same_as(principal):
                     return last[1]
                 request = entry.shape.build(principal, None)
                 entry.last = (principal, request)

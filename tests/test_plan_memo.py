@@ -268,3 +268,34 @@ async def test_the_list_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> N
             expected = [] if index == 42 else ["report"]
             assert await names(client) == expected
             assert len(guard.guard.planner.lists._asked) <= 4
+
+
+async def test_a_tool_whose_function_is_replaced_in_place_is_listed_by_the_new_spec() -> None:
+    """tool.fn set to a function decorated long before: the next list plans it anew."""
+    mcp, _ = listing_server()
+
+    @require_permission(action="write")
+    def edit_v2() -> str:
+        return "ok"
+
+    async with Client(mcp) as client:
+        assert await names(client) == ["report"]
+        tool = await mcp.get_tool("report")
+        assert tool is not None
+        tool.fn = edit_v2  # type: ignore[attr-defined]
+        assert await names(client) == []
+
+
+async def test_attributes_equal_but_of_another_type_are_asked_anew() -> None:
+    """``1`` and ``True`` are equal in Python, not in every policy: not the same caller."""
+    engine = RecordingEngine(LocalPolicyEngine.from_dict(POLICY))
+    turn = {"caller": Principal(key="client", attributes={"level": 1})}
+    mcp: FastMCP[Any] = FastMCP("types")
+    PermitMcpMiddleware(engine=engine, identity=lambda _: turn["caller"]).attach(mcp)
+    mcp.tool(require_permission(action="read")(lambda: "ok"), name="report")
+    async with Client(mcp) as client:
+        await client.list_tools()
+        turn["caller"] = Principal(key="client", attributes={"level": True})
+        engine.reset()
+        await client.list_tools()
+    assert all(request.user.attributes["level"] is True for request in engine.requests)

@@ -87,7 +87,7 @@ async def listed(
     targets = []
     for item in items:
         component = item
-        if type(item) in _DETACHED and server is not None:
+        if type(item) in DETACHED and server is not None:
             component = await _original(server, item) or item
         targets.append(
             Target(
@@ -100,7 +100,7 @@ async def listed(
 
 
 #: What FastMCP's response cache turns components into: never registered as such.
-_DETACHED: Final = frozenset({Tool, Resource, ResourceTemplate, Prompt})
+DETACHED: Final = frozenset({Tool, Resource, ResourceTemplate, Prompt})
 
 
 async def _original(server: FastMCP[Any], copy: Component) -> Component | None:
