@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import ssl
 import weakref
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from permit_guard.engines._pool import NO_BODY, Answer
+from permit_guard.engines._pool import NO_BODY, Answer, json_body
 from permit_guard.exceptions import EngineError
 
 # Bounds on what a decision point may answer: a bulk answer of 10,000
@@ -128,12 +127,7 @@ class OriginPool:
             EngineError: When the payload is not JSON-serialisable, on a
                 timeout, a connection failure or an answer that is not HTTP.
         """
-        body = b""
-        if payload is not NO_BODY:
-            try:
-                body = json.dumps(payload).encode()
-            except (TypeError, ValueError, RecursionError) as exc:
-                raise EngineError(f"{where}: the request cannot be sent as JSON: {exc}") from exc
+        body = (json_body(payload, where=where) or "").encode()
         if self._host is None:
             raise EngineError(f"{where} could not be reached: the URL names no host and port")
         head = f"{method} {self._path}{path} HTTP/1.1\r\n{self._head}\r\n"

@@ -117,12 +117,7 @@ async def send(
         EngineError: When the payload is not JSON-serialisable, or on a
             timeout or any connection failure.
     """
-    data: str | None = None
-    if payload is not NO_BODY:
-        try:
-            data = json.dumps(payload)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise EngineError(f"{where}: the request cannot be sent as JSON: {exc}") from exc
+    data = json_body(payload, where=where)
     try:
         async with pool.session().request(method, url, data=data) as response:
             status = response.status
@@ -133,6 +128,20 @@ async def send(
     except aiohttp.ClientError as exc:
         raise EngineError(f"{where} could not be reached: {type(exc).__name__}: {exc}") from exc
     return Answer(status=status, content_type=content_type, raw=raw)
+
+
+def json_body(payload: Any, *, where: str) -> str | None:
+    """``payload`` as JSON text; ``None`` for :data:`NO_BODY`.
+
+    Raises:
+        EngineError: When the payload is not JSON-serialisable.
+    """
+    if payload is NO_BODY:
+        return None
+    try:
+        return json.dumps(payload)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise EngineError(f"{where}: the request cannot be sent as JSON: {exc}") from exc
 
 
 def read_json(answer: Answer, *, where: str) -> Any:
