@@ -17,10 +17,7 @@ import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from fastmcp.resources.base import Resource
-from fastmcp.resources.template import ResourceTemplate
-
-from permit_guard.components.lookup import DETACHED, Component, Target, listed
+from permit_guard.components.lookup import DETACHED, Component, Target, listed, name_field
 from permit_guard.exceptions import InvalidArguments
 from permit_guard.methods import Kind
 from permit_guard.model import AuthzRequest, Principal
@@ -87,24 +84,7 @@ class _Listed(NamedTuple):
 def _looks(items: Sequence[Component]) -> tuple[list[Any], list[Any]]:
     """Each item's function and the field its target's name is read from."""
     fns = [getattr(item, "fn", None) for item in items]
-    return fns, [_name_field(type(item))(item) for item in items]
-
-
-_NAME_FIELDS: dict[type, operator.attrgetter[Any]] = {}
-
-
-def _name_field(kind: type) -> operator.attrgetter[Any]:
-    """What :func:`component_name` reads, per class (an ``isinstance`` per item is slow)."""
-    field = _NAME_FIELDS.get(kind)
-    if field is None:
-        if issubclass(kind, ResourceTemplate):
-            field = operator.attrgetter("uri_template")
-        elif issubclass(kind, Resource):
-            field = operator.attrgetter("uri")
-        else:
-            field = operator.attrgetter("name")
-        _NAME_FIELDS[kind] = field
-    return field
+    return fns, [name_field(type(item))(item) for item in items]
 
 
 def _same(left: Sequence[Any], right: Sequence[Any]) -> bool:

@@ -10,6 +10,7 @@ like a hidden one.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -139,11 +140,27 @@ def kind_of(component: Component) -> Kind:
 
 def component_name(component: Component) -> str:
     """How requests name a component: a tool or prompt name, a URI, or a URI template."""
-    if isinstance(component, ResourceTemplate):
-        return component.uri_template
-    if isinstance(component, Resource):
-        return str(component.uri)
-    return str(component.name)
+    return str(name_field(type(component))(component))
+
+
+_NAME_FIELDS: dict[type, operator.attrgetter[Any]] = {}
+
+
+def name_field(kind: type) -> operator.attrgetter[Any]:
+    """The field a component of class ``kind`` is named by (``uri_template``, ``uri``, ``name``).
+
+    Found once per class: an ``isinstance`` of pydantic models per listed item is slow.
+    """
+    field = _NAME_FIELDS.get(kind)
+    if field is None:
+        if issubclass(kind, ResourceTemplate):
+            field = operator.attrgetter("uri_template")
+        elif issubclass(kind, Resource):
+            field = operator.attrgetter("uri")
+        else:
+            field = operator.attrgetter("name")
+        _NAME_FIELDS[kind] = field
+    return field
 
 
 def requested_version(meta: Mapping[str, Any] | None) -> VersionSpec | None:
