@@ -192,6 +192,18 @@ async def names(client: Client[Any]) -> list[str]:
     return sorted(tool.name for tool in await client.list_tools())
 
 
+def report_by_turns(
+    engine: Any, caller: Principal
+) -> tuple[FastMCP[Any], PermitMcpMiddleware, dict[str, Principal]]:
+    """A server with one ``read`` tool, ``report``, whose caller is ``turn["caller"]``."""
+    turn = {"caller": caller}
+    mcp: FastMCP[Any] = FastMCP("turns")
+    guard = PermitMcpMiddleware(engine=engine, identity=lambda _: turn["caller"])
+    guard.attach(mcp)
+    mcp.tool(require_permission(action="read")(lambda: "ok"), name="report")
+    return mcp, guard, turn
+
+
 async def test_a_list_again_asks_the_engine_the_same_requests() -> None:
     """The same caller listing again: the same request objects, and the engine asked each time."""
     engine = RecordingEngine(LocalPolicyEngine.from_dict(POLICY))
@@ -238,10 +250,7 @@ async def test_a_tool_added_or_redecorated_between_lists_is_seen() -> None:
 async def test_a_caller_whose_attributes_changed_is_asked_anew() -> None:
     """Same key, other attributes: the list requests carry the new attributes."""
     engine = RecordingEngine(LocalPolicyEngine.from_dict(POLICY))
-    turn = {"caller": Principal(key="client", attributes={"level": 1})}
-    mcp: FastMCP[Any] = FastMCP("attributes")
-    PermitMcpMiddleware(engine=engine, identity=lambda _: turn["caller"]).attach(mcp)
-    mcp.tool(require_permission(action="read")(lambda: "ok"), name="report")
+    mcp, _, turn = report_by_turns(engine, Principal(key="client", attributes={"level": 1}))
     async with Client(mcp) as client:
         await client.list_tools()
         turn["caller"] = Principal(key="client", attributes={"level": 2})
@@ -255,13 +264,8 @@ async def test_the_list_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     """More callers than the memo holds: it starts afresh, and every list is still right."""
     monkeypatch.setattr(list_plans, "CALLERS_LIMIT", 4)
     policy = {**POLICY, "users": {f"user_{n}": {"roles": ["reader"]} for n in range(10)}}
-    turn = {"caller": Principal(key="user_0")}
-    mcp: FastMCP[Any] = FastMCP("callers")
-    guard = PermitMcpMiddleware(
-        engine=LocalPolicyEngine.from_dict(policy), identity=lambda _: turn["caller"]
-    )
-    guard.attach(mcp)
-    mcp.tool(require_permission(action="read")(lambda: "ok"), name="report")
+    engine = LocalPolicyEngine.from_dict(policy)
+    mcp, guard, turn = report_by_turns(engine, Principal(key="user_0"))
     async with Client(mcp) as client:
         for index in list(range(10)) * 2 + [42]:
             turn["caller"] = Principal(key=f"user_{index}")
@@ -289,10 +293,7 @@ async def test_a_tool_whose_function_is_replaced_in_place_is_listed_by_the_new_s
 async def test_attributes_equal_but_of_another_type_are_asked_anew() -> None:
     """``1`` and ``True`` are equal in Python, not in every policy: not the same caller."""
     engine = RecordingEngine(LocalPolicyEngine.from_dict(POLICY))
-    turn = {"caller": Principal(key="client", attributes={"level": 1})}
-    mcp: FastMCP[Any] = FastMCP("types")
-    PermitMcpMiddleware(engine=engine, identity=lambda _: turn["caller"]).attach(mcp)
-    mcp.tool(require_permission(action="read")(lambda: "ok"), name="report")
+    mcp, _, turn = report_by_turns(engine, Principal(key="client", attributes={"level": 1}))
     async with Client(mcp) as client:
         await client.list_tools()
         turn["caller"] = Principal(key="client", attributes={"level": True})
