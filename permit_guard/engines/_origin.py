@@ -193,7 +193,7 @@ class OriginPool:
                         await writer.wait_closed()
             elif loop.is_running() and not loop.is_closed():
                 loop.call_soon_threadsafe(connections.close)
-            # The connections of a loop already closed went with it.
+            # A loop already closed can close nothing: its connections stay until collected.
 
 
 def _buffered(reader: asyncio.StreamReader) -> bool:
